@@ -1,0 +1,204 @@
+//! The library's error type. Each variant names the file, line or object at fault, so the
+//! binary can print it as one line.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::sql::IdentError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Invalid YAML, or a YAML document that parses but says something wrong.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Yaml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("unknown pattern `{name}`{}; available: {}", did_you_mean(suggestion.as_deref()), available.join(", "))]
+    UnknownPattern {
+        name: String,
+        suggestion: Option<String>,
+        available: Vec<String>,
+    },
+
+    #[error("pattern `{pattern}` has no parameter `{key}`{}; valid parameters: {}", did_you_mean(suggestion.as_deref()), valid.join(", "))]
+    UnknownParameter {
+        pattern: String,
+        key: String,
+        suggestion: Option<String>,
+        valid: Vec<String>,
+    },
+
+    #[error("pattern `{pattern}` requires parameter `{name}`: pass --set {name}=<{expected}>")]
+    MissingParameter {
+        pattern: String,
+        name: String,
+        expected: String,
+    },
+
+    #[error("parameter `{name}` of pattern `{pattern}`: expected {expected}, got {value:?}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    InvalidParameter {
+        pattern: String,
+        name: String,
+        expected: String,
+        value: String,
+        reason: Option<String>,
+    },
+
+    #[error("invalid --set {arg:?}: expected KEY=VALUE")]
+    SetSyntax { arg: String },
+
+    #[error("pattern `{pattern}` {message}")]
+    PatternUsage { pattern: String, message: String },
+
+    #[error("{what} {name:?} cannot be used: {reason}")]
+    Identifier {
+        what: String,
+        name: String,
+        reason: IdentError,
+    },
+
+    /// A template failed to parse or render; the position is inside the template file.
+    #[error("{template}:{line}:{column}: {message}")]
+    Template {
+        template: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error("{message}")]
+    Render { message: String },
+
+    #[error("{} already exists; refusing to overwrite an existing pgx project", path.display())]
+    AlreadyInitialised { path: PathBuf },
+
+    #[error("invalid migration file name {}: {reason}", path.display())]
+    MigrationName { path: PathBuf, reason: String },
+
+    #[error("{message}")]
+    MigrationSet { message: String },
+
+    #[error("no database URL: pass --database-url, or set {env} in the environment or in .env")]
+    NoDatabaseUrl { env: String },
+
+    #[error("invalid database URL: {reason}")]
+    DatabaseUrl { reason: String },
+
+    #[error("cannot connect to PostgreSQL at {target}: {reason}")]
+    Connect { target: String, reason: String },
+
+    /// A statement of a migration file failed. `location` is `path:line`.
+    #[error("{location}: {message} (migration {version} {action}; {outcome})")]
+    Migration {
+        location: String,
+        version: i64,
+        action: &'static str,
+        message: String,
+        outcome: String,
+    },
+
+    #[error("migration {version} ({file}) was applied with different contents: its file changed after it ran; restore the file (status shows it as `modified`), or write a new migration instead of editing an applied one")]
+    Modified { version: i64, file: String },
+
+    #[error("migration {version} ({description}) is recorded as applied but has no file in {dir}; restore the file or pass --ignore-missing")]
+    Missing {
+        version: i64,
+        description: String,
+        dir: String,
+    },
+
+    #[error("migration {version} ({description}) is recorded as failed (success = false) in _sqlx_migrations: repair it by hand and delete that row")]
+    Dirty { version: i64, description: String },
+
+    #[error("migration {version} has no down migration ({expected} is missing); cannot revert it")]
+    NoDownMigration { version: i64, expected: String },
+
+    #[error("no migration with version {version} in {dir}")]
+    UnknownVersion { version: i64, dir: String },
+
+    #[error("timed out after {timeout} waiting for the migration lock on {scope} (another pgx or sqlx migrator holds it)")]
+    LockTimeout { timeout: String, scope: String },
+
+    #[error("{context}: {message}")]
+    Database { context: String, message: String },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{0}")]
+    Config(String),
+}
+
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn database(context: impl fmt::Display, err: &sqlx::Error) -> Self {
+        Error::Database {
+            context: context.to_string(),
+            message: describe_db_error(err),
+        }
+    }
+}
+
+/// Formats a sqlx error as PostgreSQL reports it: message, SQLSTATE, and the detail and hint
+/// a DBA needs, all on one line.
+pub fn describe_db_error(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => {
+            let mut out = db.message().to_string();
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                out.push_str(&format!(" (SQLSTATE {})", pg.code()));
+                if let Some(detail) = pg.detail() {
+                    out.push_str(&format!("; detail: {}", one_line(detail)));
+                }
+                if let Some(hint) = pg.hint() {
+                    out.push_str(&format!("; hint: {}", one_line(hint)));
+                }
+            }
+            out
+        }
+        other => one_line(&other.to_string()),
+    }
+}
+
+/// Folds a multi-line server message into one line.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The closest candidate to `input`, if any is close enough to be a plausible typo.
+pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(input, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
+}
