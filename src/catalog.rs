@@ -1,0 +1,575 @@
+//! The pattern catalog: built-in patterns and templates embedded in the binary, plus a project's
+//! own `patterns/` and `templates/` folders, which add patterns or override built-ins by name.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::error::{Error, Result, closest};
+use crate::params::{self, ParamType};
+use crate::yaml::{self, Locator, Seg};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
+}
+
+/// Where a pattern or template came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Origin {
+    BuiltIn,
+    Project {
+        path: PathBuf,
+        /// A built-in of the same name exists and this replaces it.
+        overrides_builtin: bool,
+    },
+}
+
+impl Origin {
+    pub fn label(&self) -> String {
+        match self {
+            Origin::BuiltIn => "built-in".into(),
+            Origin::Project {
+                path,
+                overrides_builtin: true,
+            } => format!("{} (overrides built-in)", path.display()),
+            Origin::Project { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+/// What a pattern applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// `pgx new PATTERN TABLE`.
+    #[default]
+    Table,
+    /// `pgx new PATTERN` (no table; e.g. shared infrastructure).
+    None,
+}
+
+/// Whether the rendered migration must run outside a transaction: always, never, or when a
+/// boolean parameter is true (e.g. `concurrently`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum NoTransaction {
+    Always(bool),
+    WhenParameter(String),
+}
+
+impl Default for NoTransaction {
+    fn default() -> Self {
+        NoTransaction::Always(false)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Templates {
+    pub up: String,
+    pub down: String,
+}
+
+/// Inputs for the example rendering `pgx patterns show` prints.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default)]
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    name: String,
+    summary: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    target: Target,
+    #[serde(default)]
+    no_transaction: NoTransaction,
+    #[serde(default)]
+    parameters: Vec<RawParam>,
+    templates: Templates,
+    #[serde(default)]
+    example: Example,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    name: String,
+    #[serde(rename = "type")]
+    ty: ParamType,
+    #[serde(default)]
+    default: Option<serde_yaml::Value>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    doc: String,
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    min: Option<i64>,
+    #[serde(default)]
+    max: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Param {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    pub default: Option<Json>,
+    pub required: bool,
+    pub doc: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
+}
+
+impl Param {
+    pub fn expected(&self) -> String {
+        let mut s = self.ty.describe(&self.values);
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => s.push_str(&format!(" between {lo} and {hi}")),
+            (Some(lo), None) => s.push_str(&format!(" of at least {lo}")),
+            (None, Some(hi)) => s.push_str(&format!(" of at most {hi}")),
+            (None, None) => {}
+        }
+        s
+    }
+
+    fn parse(&self, text: &str) -> std::result::Result<Json, params::ParseError> {
+        let v = params::parse_text(self.ty, text, &self.values)?;
+        self.check_range(v)
+    }
+
+    fn check_range(&self, v: Json) -> std::result::Result<Json, params::ParseError> {
+        if let Some(n) = v.as_i64() {
+            let low = self.min.is_some_and(|lo| n < lo);
+            let high = self.max.is_some_and(|hi| n > hi);
+            if low || high {
+                return Err(params::ParseError {
+                    reason: Some("out of range".into()),
+                });
+            }
+        }
+        Ok(v)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pattern {
+    pub name: String,
+    pub summary: String,
+    pub description: String,
+    pub target: Target,
+    pub no_transaction: NoTransaction,
+    pub parameters: Vec<Param>,
+    pub templates: Templates,
+    pub example: Example,
+    pub origin: Origin,
+}
+
+/// Parameters after validation, in the order the spec declares them.
+pub type Resolved = Vec<(String, Json)>;
+
+impl Pattern {
+    /// Validates `--set` pairs against the spec and fills in defaults.
+    pub fn resolve(&self, sets: &[(String, String)]) -> Result<Resolved> {
+        let mut given: BTreeMap<&str, &str> = BTreeMap::new();
+        for (key, value) in sets {
+            let Some(_) = self.parameters.iter().find(|p| &p.name == key) else {
+                let names: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
+                return Err(Error::UnknownParameter {
+                    pattern: self.name.clone(),
+                    key: key.clone(),
+                    suggestion: closest(key, names.iter().copied()),
+                    valid: names.iter().map(|s| s.to_string()).collect(),
+                });
+            };
+            if given.insert(key, value).is_some() {
+                return Err(Error::Usage(format!(
+                    "parameter `{key}` of pattern `{}` is set more than once",
+                    self.name
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(self.parameters.len());
+        for p in &self.parameters {
+            let value = match (given.get(p.name.as_str()), &p.default) {
+                (Some(text), _) => p.parse(text).map_err(|e| Error::InvalidParameter {
+                    pattern: self.name.clone(),
+                    name: p.name.clone(),
+                    expected: p.expected(),
+                    value: (*text).to_string(),
+                    reason: e.reason,
+                })?,
+                (None, Some(default)) => default.clone(),
+                (None, None) if p.required => {
+                    return Err(Error::MissingParameter {
+                        pattern: self.name.clone(),
+                        name: p.name.clone(),
+                        expected: p.ty.placeholder().to_string(),
+                    });
+                }
+                (None, None) => Json::Null,
+            };
+            out.push((p.name.clone(), value));
+        }
+        Ok(out)
+    }
+
+    /// Whether a migration rendered with `resolved` must run outside a transaction.
+    pub fn runs_outside_transaction(&self, resolved: &Resolved) -> bool {
+        match &self.no_transaction {
+            NoTransaction::Always(b) => *b,
+            NoTransaction::WhenParameter(name) => resolved
+                .iter()
+                .any(|(k, v)| k == name && v.as_bool() == Some(true)),
+        }
+    }
+
+    /// `--set` pairs for the spec's example rendering.
+    pub fn example_sets(&self) -> Vec<(String, String)> {
+        self.example
+            .set
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// One template's source and where it came from.
+#[derive(Debug, Clone)]
+pub struct TemplateSource {
+    pub content: String,
+    pub origin: Origin,
+}
+
+impl TemplateSource {
+    /// How errors name this template: its project path, or its place in pgx's sources.
+    pub fn display_path(&self, name: &str) -> String {
+        match &self.origin {
+            Origin::BuiltIn => format!("<built-in>/templates/{name}"),
+            Origin::Project { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+/// Folders a project may add patterns and templates from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub patterns_dir: Option<PathBuf>,
+    pub templates_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    patterns: BTreeMap<String, Pattern>,
+    templates: BTreeMap<String, TemplateSource>,
+}
+
+impl Catalog {
+    pub fn builtin() -> Result<Catalog> {
+        Catalog::load(&Sources::default())
+    }
+
+    pub fn load(sources: &Sources) -> Result<Catalog> {
+        let mut templates = BTreeMap::new();
+        for (name, content) in builtin::TEMPLATES {
+            templates.insert(
+                (*name).to_string(),
+                TemplateSource {
+                    content: (*content).to_string(),
+                    origin: Origin::BuiltIn,
+                },
+            );
+        }
+        if let Some(dir) = sources.templates_dir.as_deref().filter(|d| d.is_dir()) {
+            let mut files = Vec::new();
+            walk(dir, &mut files)?;
+            for path in files {
+                let rel = path.strip_prefix(dir).unwrap_or(&path);
+                let name = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let content =
+                    fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+                let overrides_builtin = templates.contains_key(&name);
+                templates.insert(
+                    name,
+                    TemplateSource {
+                        content,
+                        origin: Origin::Project {
+                            path,
+                            overrides_builtin,
+                        },
+                    },
+                );
+            }
+        }
+
+        let mut specs: Vec<(PathBuf, String, Origin)> = builtin::PATTERNS
+            .iter()
+            .filter(|(name, _)| is_yaml(Path::new(name)))
+            .map(|(name, content)| {
+                (
+                    Path::new("<built-in>/patterns").join(name),
+                    (*content).to_string(),
+                    Origin::BuiltIn,
+                )
+            })
+            .collect();
+        if let Some(dir) = sources.patterns_dir.as_deref().filter(|d| d.is_dir()) {
+            let mut files = Vec::new();
+            walk(dir, &mut files)?;
+            files.retain(|p| is_yaml(p));
+            for path in files {
+                let content =
+                    fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+                specs.push((
+                    path.clone(),
+                    content,
+                    Origin::Project {
+                        path,
+                        overrides_builtin: false,
+                    },
+                ));
+            }
+        }
+
+        let mut patterns: BTreeMap<String, Pattern> = BTreeMap::new();
+        for (path, content, mut origin) in specs {
+            let pattern = parse_spec(&path, &content, &templates, origin.clone())?;
+            if let Some(previous) = patterns.get(&pattern.name) {
+                match (&previous.origin, &mut origin) {
+                    (Origin::BuiltIn, Origin::Project { overrides_builtin, .. }) => {
+                        *overrides_builtin = true;
+                    }
+                    (Origin::Project { path: first, .. }, _) => {
+                        return Err(Locator::new(&path, &content).error(
+                            &[Seg::Key("name")],
+                            format!(
+                                "pattern `{}` is already defined in {}",
+                                pattern.name,
+                                first.display()
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            patterns.insert(pattern.name.clone(), Pattern { origin, ..pattern });
+        }
+        Ok(Catalog {
+            patterns,
+            templates,
+        })
+    }
+
+    pub fn patterns(&self) -> impl Iterator<Item = &Pattern> {
+        self.patterns.values()
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Pattern> {
+        self.patterns.get(name).ok_or_else(|| Error::UnknownPattern {
+            name: name.to_string(),
+            suggestion: closest(name, self.patterns.keys().map(String::as_str)),
+            available: self.patterns.keys().cloned().collect(),
+        })
+    }
+
+    pub fn templates(&self) -> &BTreeMap<String, TemplateSource> {
+        &self.templates
+    }
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(())
+}
+
+fn valid_param_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn parse_spec(
+    path: &Path,
+    content: &str,
+    templates: &BTreeMap<String, TemplateSource>,
+    origin: Origin,
+) -> Result<Pattern> {
+    let raw: RawSpec = yaml::from_str(path, content)?;
+    let loc = Locator::new(path, content);
+
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if raw.name != stem {
+        return Err(loc.error(
+            &[Seg::Key("name")],
+            format!(
+                "pattern name `{}` must match its file name `{stem}`",
+                raw.name
+            ),
+        ));
+    }
+    if !valid_param_name(&raw.name.replace('-', "_")) {
+        return Err(loc.error(
+            &[Seg::Key("name")],
+            "pattern names are lower case letters, digits, `_` and `-`, starting with a letter",
+        ));
+    }
+    if raw.summary.trim().is_empty() || raw.summary.contains('\n') {
+        return Err(loc.error(&[Seg::Key("summary")], "summary must be one non-empty line"));
+    }
+
+    let mut parameters: Vec<Param> = Vec::with_capacity(raw.parameters.len());
+    for (i, rp) in raw.parameters.into_iter().enumerate() {
+        let at = |key: &'static str| [Seg::Key("parameters"), Seg::Index(i), Seg::Key(key)];
+        if !valid_param_name(&rp.name) {
+            return Err(loc.error(
+                &at("name"),
+                format!(
+                    "parameter name `{}` must be lower case letters, digits and `_`, starting with a letter",
+                    rp.name
+                ),
+            ));
+        }
+        if parameters.iter().any(|p| p.name == rp.name) {
+            return Err(loc.error(
+                &at("name"),
+                format!("parameter `{}` is declared twice", rp.name),
+            ));
+        }
+        match (rp.ty, rp.values.is_empty()) {
+            (ParamType::Enum, true) => {
+                return Err(loc.error(&at("type"), "an enum parameter needs `values`"));
+            }
+            (ParamType::Enum, false) => {}
+            (_, false) => {
+                return Err(loc.error(&at("values"), "`values` only applies to enum parameters"));
+            }
+            (_, true) => {}
+        }
+        if (rp.min.is_some() || rp.max.is_some()) && rp.ty != ParamType::Integer {
+            return Err(loc.error(&at("min"), "`min` and `max` only apply to integer parameters"));
+        }
+        if rp.required && rp.default.is_some() {
+            return Err(loc.error(
+                &at("default"),
+                "a required parameter cannot have a default",
+            ));
+        }
+        let mut param = Param {
+            name: rp.name,
+            ty: rp.ty,
+            default: None,
+            required: rp.required,
+            doc: rp.doc,
+            values: rp.values,
+            min: rp.min,
+            max: rp.max,
+        };
+        if let Some(d) = &rp.default {
+            let parsed = params::parse_yaml(param.ty, d, &param.values)
+                .and_then(|v| param.check_range(v))
+                .map_err(|e| {
+                    let mut msg = format!(
+                        "default of `{}` must be {}",
+                        param.name,
+                        param.expected()
+                    );
+                    if let Some(r) = e.reason {
+                        msg.push_str(&format!(" ({r})"));
+                    }
+                    loc.error(&at("default"), msg)
+                })?;
+            param.default = Some(parsed);
+        }
+        parameters.push(param);
+    }
+
+    if let NoTransaction::WhenParameter(name) = &raw.no_transaction {
+        let ok = parameters
+            .iter()
+            .any(|p| &p.name == name && p.ty == ParamType::Boolean);
+        if !ok {
+            return Err(loc.error(
+                &[Seg::Key("no_transaction")],
+                format!("no_transaction must be true, false, or the name of a boolean parameter; `{name}` is not one"),
+            ));
+        }
+    }
+
+    for (key, name) in [("up", &raw.templates.up), ("down", &raw.templates.down)] {
+        if !templates.contains_key(name) {
+            let suggestion = closest(name, templates.keys().map(String::as_str))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(loc.error(
+                &[Seg::Key("templates"), Seg::Key(key)],
+                format!("template `{name}` not found in the project's templates or the built-in ones{suggestion}"),
+            ));
+        }
+    }
+
+    let pattern = Pattern {
+        name: raw.name,
+        summary: raw.summary,
+        description: raw.description,
+        target: raw.target,
+        no_transaction: raw.no_transaction,
+        parameters,
+        templates: raw.templates,
+        example: raw.example,
+        origin,
+    };
+    if let Err(e) = pattern.resolve(&pattern.example_sets()) {
+        return Err(loc.error(&[Seg::Key("example")], format!("example: {e}")));
+    }
+    if pattern.target == Target::Table && pattern.example.table.is_none() {
+        return Err(loc.error(
+            &[Seg::Key("example")],
+            "example.table is required for a pattern that targets a table",
+        ));
+    }
+    Ok(pattern)
+}
