@@ -1,0 +1,336 @@
+//! Migration files on disk, named and resolved exactly as sqlx does:
+//! `<VERSION>_<DESCRIPTION>.up.sql` / `.down.sql` (or `.sql` for irreversible ones), the
+//! description being the rest of the name with `_` read as spaces, the checksum SHA-384 over the
+//! file's raw bytes, and `-- no-transaction` at the very start opting out of the transaction.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sha2::{Digest, Sha384};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// `V_desc.sql`: cannot be reverted.
+    Simple,
+    Up,
+    Down,
+}
+
+impl Kind {
+    fn from_rest(rest: &str) -> Kind {
+        if rest.ends_with(".up.sql") {
+            Kind::Up
+        } else if rest.ends_with(".down.sql") {
+            Kind::Down
+        } else {
+            Kind::Simple
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Simple => ".sql",
+            Kind::Up => ".up.sql",
+            Kind::Down => ".down.sql",
+        }
+    }
+}
+
+/// One `.sql` file.
+#[derive(Debug, Clone)]
+pub struct MigrationFile {
+    pub version: i64,
+    pub description: String,
+    pub kind: Kind,
+    pub path: PathBuf,
+    pub sql: String,
+    pub checksum: Vec<u8>,
+    pub no_transaction: bool,
+}
+
+/// A version with its up (or simple) file and, when reversible, its down file.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: i64,
+    pub description: String,
+    pub up: MigrationFile,
+    pub down: Option<MigrationFile>,
+}
+
+pub fn checksum(sql: &str) -> Vec<u8> {
+    Sha384::digest(sql.as_bytes()).to_vec()
+}
+
+/// Parses a file name the way sqlx's resolver does. `Ok(None)` means "not a migration" (sqlx
+/// ignores such files); an unparsable version is an error, as in sqlx.
+pub fn parse_name(path: &Path) -> Result<Option<(i64, String, Kind)>> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some((version, rest)) = name.split_once('_') else {
+        return Ok(None);
+    };
+    if !rest.ends_with(".sql") {
+        return Ok(None);
+    }
+    let version: i64 = version.parse().map_err(|_| Error::MigrationName {
+        path: path.to_path_buf(),
+        reason: format!("`{version}` is not an integer version (expected e.g. 20250101000000_create_users.up.sql)"),
+    })?;
+    let kind = Kind::from_rest(rest);
+    let description = rest.trim_end_matches(kind.suffix()).replace('_', " ");
+    Ok(Some((version, description, kind)))
+}
+
+/// Reads every migration in `dir`. A missing directory has no migrations.
+pub fn scan(dir: &Path) -> Result<Vec<Migration>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read migrations directory", dir, e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read migrations directory", dir, e))?;
+        let path = entry.path();
+        let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+        if !meta.is_file() {
+            continue;
+        }
+        let Some((version, description, kind)) = parse_name(&path)? else {
+            continue;
+        };
+        let sql = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        files.push(MigrationFile {
+            version,
+            description,
+            kind,
+            checksum: checksum(&sql),
+            no_transaction: sql.starts_with("-- no-transaction"),
+            path,
+            sql,
+        });
+    }
+    files.sort_by(|a, b| (a.version, a.kind).cmp(&(b.version, b.kind)));
+
+    let mut out: Vec<Migration> = Vec::new();
+    for file in files {
+        let same = out.last_mut().filter(|m| m.version == file.version);
+        match (same, file.kind) {
+            (None, Kind::Simple | Kind::Up) => out.push(Migration {
+                version: file.version,
+                description: file.description.clone(),
+                up: file,
+                down: None,
+            }),
+            (Some(m), Kind::Down) if m.up.kind == Kind::Up && m.down.is_none() => {
+                m.down = Some(file);
+            }
+            (None, Kind::Down) => {
+                return Err(Error::MigrationSet {
+                    message: format!(
+                        "{} has no matching .up.sql file with version {}",
+                        file.path.display(),
+                        file.version
+                    ),
+                });
+            }
+            (Some(m), _) => {
+                let other = m.down.as_ref().unwrap_or(&m.up);
+                return Err(Error::MigrationSet {
+                    message: format!(
+                        "{} and {} share version {}; each migration needs its own version",
+                        other.path.display(),
+                        file.path.display(),
+                        file.version
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The description part of a file name: snake case, safe in any file system.
+pub fn file_description(text: &str) -> Result<String> {
+    use heck::ToSnakeCase;
+    let mut d = text.to_snake_case();
+    d.retain(|c| c.is_alphanumeric() || c == '_');
+    // Keep names comfortably below the usual 255-byte file name limit.
+    while d.len() > 120 {
+        d.pop();
+    }
+    let d = d.trim_matches('_').to_string();
+    if d.is_empty() {
+        return Err(Error::Usage(format!(
+            "migration description {text:?} has no letters or digits to name a file with"
+        )));
+    }
+    Ok(d)
+}
+
+fn timestamp_version(t: DateTime<Utc>) -> i64 {
+    t.format("%Y%m%d%H%M%S")
+        .to_string()
+        .parse()
+        .expect("a formatted timestamp is a number")
+}
+
+/// The version for a new migration: the current UTC time, or one step past the newest existing
+/// version when that is not older (several runs in one second, or a clock behind the files).
+/// A timestamp version steps by one second so it stays a valid timestamp.
+pub fn next_version(existing_max: Option<i64>, now: DateTime<Utc>) -> i64 {
+    let candidate = timestamp_version(now);
+    match existing_max {
+        Some(max) if max >= candidate => {
+            match NaiveDateTime::parse_from_str(&max.to_string(), "%Y%m%d%H%M%S") {
+                Ok(t) => timestamp_version((t + chrono::Duration::seconds(1)).and_utc()),
+                Err(_) => max + 1,
+            }
+        }
+        _ => candidate,
+    }
+}
+
+/// The highest version among migration-named files in `dir` (whatever their kind), so a new
+/// migration always sorts last.
+fn max_version(dir: &Path) -> Result<Option<i64>> {
+    let mut max = None;
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read migrations directory", dir, e)),
+    };
+    for entry in entries.flatten() {
+        if let Ok(Some((v, _, _))) = parse_name(&entry.path()) {
+            max = max.max(Some(v));
+        }
+    }
+    Ok(max)
+}
+
+/// The two paths written by [`write_pair`].
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub version: i64,
+    pub up: PathBuf,
+    pub down: PathBuf,
+}
+
+/// Writes `<version>_<description>.up.sql` and `.down.sql` into `dir`.
+///
+/// Both files are written to hidden temporary files first and then linked into place without
+/// overwriting, so a failure leaves neither file behind, an existing file is never replaced, and
+/// a concurrent `pgx new` that took the same version makes this one move to the next.
+pub fn write_pair(dir: &Path, description: &str, up: &str, down: &str) -> Result<Written> {
+    fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let write_temp = |content: &str| -> Result<tempfile::NamedTempFile> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".pgx-new-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io("create a file in", dir, e))?;
+        tmp.write_all(content.as_bytes())
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| Error::io("write", tmp.path().to_path_buf(), e))?;
+        Ok(tmp)
+    };
+    let mut up_tmp = write_temp(up)?;
+    let mut down_tmp = write_temp(down)?;
+
+    let mut version = next_version(max_version(dir)?, Utc::now());
+    for _ in 0..100 {
+        let up_path = dir.join(format!("{version}_{description}.up.sql"));
+        let down_path = dir.join(format!("{version}_{description}.down.sql"));
+        match up_tmp.persist_noclobber(&up_path) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                up_tmp = e.file;
+                version = next_version(Some(version), Utc::now());
+                continue;
+            }
+            Err(e) => return Err(Error::io("write", up_path, e.error)),
+        }
+        match down_tmp.persist_noclobber(&down_path) {
+            Ok(_) => {
+                return Ok(Written {
+                    version,
+                    up: up_path,
+                    down: down_path,
+                });
+            }
+            Err(e) => {
+                // Never leave half a pair behind.
+                let _ = fs::remove_file(&up_path);
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    down_tmp = e.file;
+                    up_tmp = write_temp(up)?;
+                    version = next_version(Some(version), Utc::now());
+                    continue;
+                }
+                return Err(Error::io("write", down_path, e.error));
+            }
+        }
+    }
+    Err(Error::Usage(format!(
+        "could not find a free migration version in {}",
+        dir.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn names_parse_like_sqlx() {
+        let p = |s: &str| parse_name(Path::new(s)).unwrap();
+        assert_eq!(p("20240101000000_add_users.up.sql"), Some((20240101000000, "add users".into(), Kind::Up)));
+        assert_eq!(p("3_x.down.sql"), Some((3, "x".into(), Kind::Down)));
+        assert_eq!(p("1_init.sql"), Some((1, "init".into(), Kind::Simple)));
+        assert_eq!(p("README.md"), None);
+        assert_eq!(p("notes_on_things.txt"), None);
+        assert!(parse_name(Path::new("v1_bad.up.sql")).is_err());
+    }
+
+    #[test]
+    fn versions_strictly_increase() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 24, 8, 30, 59).unwrap();
+        assert_eq!(next_version(None, now), 20261124083059);
+        assert_eq!(next_version(Some(20261124083059), now), 20261124083100);
+        assert_eq!(next_version(Some(20261124235959), now), 20261125000000);
+        assert_eq!(next_version(Some(20200101000000), now), 20261124083059);
+        // Not a timestamp: plain increment still sorts after it.
+        assert_eq!(next_version(Some(99999999999999), now), 100000000000000);
+    }
+
+    #[test]
+    fn descriptions_are_file_safe() {
+        assert_eq!(file_description("audit Order Items").unwrap(), "audit_order_items");
+        assert_eq!(file_description("tenant orders; drop table x").unwrap(), "tenant_orders_drop_table_x");
+        assert_eq!(file_description("../../etc/passwd").unwrap(), "etc_passwd");
+        assert!(file_description("!!!").is_err());
+    }
+
+    #[test]
+    fn pairs_and_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_pair(dir.path(), "a", "select 1;", "select 2;").unwrap();
+        let b = write_pair(dir.path(), "b", "select 1;", "select 2;").unwrap();
+        assert!(b.version > a.version);
+        let set = scan(dir.path()).unwrap();
+        assert_eq!(set.len(), 2);
+        assert!(set.iter().all(|m| m.down.is_some()));
+        // No temporary files left over.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 4);
+
+        fs::write(dir.path().join(format!("{}_dup.sql", a.version)), "").unwrap();
+        assert!(scan(dir.path()).unwrap_err().to_string().contains("share version"));
+    }
+}
