@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::{env, fs};
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -26,7 +28,12 @@ fn table(name: &str, root: &Path, code: &mut String) {
         let abs = root.join(&rel);
         println!("cargo:rerun-if-changed={}", abs.display());
         let key = rel.to_str().expect("UTF-8 file names").replace('\\', "/");
-        writeln!(code, "    ({key:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({key:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     writeln!(code, "];").unwrap();
 }

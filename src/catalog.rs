@@ -309,8 +309,7 @@ impl Catalog {
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                let content =
-                    fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+                let content = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
                 let overrides_builtin = templates.contains_key(&name);
                 templates.insert(
                     name,
@@ -341,8 +340,7 @@ impl Catalog {
             walk(dir, &mut files)?;
             files.retain(|p| is_yaml(p));
             for path in files {
-                let content =
-                    fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+                let content = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
                 specs.push((
                     path.clone(),
                     content,
@@ -359,7 +357,12 @@ impl Catalog {
             let pattern = parse_spec(&path, &content, &templates, origin.clone())?;
             if let Some(previous) = patterns.get(&pattern.name) {
                 match (&previous.origin, &mut origin) {
-                    (Origin::BuiltIn, Origin::Project { overrides_builtin, .. }) => {
+                    (
+                        Origin::BuiltIn,
+                        Origin::Project {
+                            overrides_builtin, ..
+                        },
+                    ) => {
                         *overrides_builtin = true;
                     }
                     (Origin::Project { path: first, .. }, _) => {
@@ -388,11 +391,13 @@ impl Catalog {
     }
 
     pub fn get(&self, name: &str) -> Result<&Pattern> {
-        self.patterns.get(name).ok_or_else(|| Error::UnknownPattern {
-            name: name.to_string(),
-            suggestion: closest(name, self.patterns.keys().map(String::as_str)),
-            available: self.patterns.keys().cloned().collect(),
-        })
+        self.patterns
+            .get(name)
+            .ok_or_else(|| Error::UnknownPattern {
+                name: name.to_string(),
+                suggestion: closest(name, self.patterns.keys().map(String::as_str)),
+                available: self.patterns.keys().cloned().collect(),
+            })
     }
 
     pub fn templates(&self) -> &BTreeMap<String, TemplateSource> {
@@ -441,7 +446,10 @@ fn parse_spec(
     let raw: RawSpec = yaml::from_str(path, content)?;
     let loc = Locator::new(path, content);
 
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     if raw.name != stem {
         return Err(loc.error(
             &[Seg::Key("name")],
@@ -490,13 +498,13 @@ fn parse_spec(
             (_, true) => {}
         }
         if (rp.min.is_some() || rp.max.is_some()) && rp.ty != ParamType::Integer {
-            return Err(loc.error(&at("min"), "`min` and `max` only apply to integer parameters"));
+            return Err(loc.error(
+                &at("min"),
+                "`min` and `max` only apply to integer parameters",
+            ));
         }
         if rp.required && rp.default.is_some() {
-            return Err(loc.error(
-                &at("default"),
-                "a required parameter cannot have a default",
-            ));
+            return Err(loc.error(&at("default"), "a required parameter cannot have a default"));
         }
         let mut param = Param {
             name: rp.name,
@@ -512,11 +520,8 @@ fn parse_spec(
             let parsed = params::parse_yaml(param.ty, d, &param.values)
                 .and_then(|v| param.check_range(v))
                 .map_err(|e| {
-                    let mut msg = format!(
-                        "default of `{}` must be {}",
-                        param.name,
-                        param.expected()
-                    );
+                    let mut msg =
+                        format!("default of `{}` must be {}", param.name, param.expected());
                     if let Some(r) = e.reason {
                         msg.push_str(&format!(" ({r})"));
                     }

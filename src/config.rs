@@ -111,9 +111,8 @@ impl Project {
                 yaml::from_str(&display_path(root, CONFIG_FILE), &text)?
             };
             let loc = yaml::Locator::new(&file, &text);
-            crate::sql::check_ident(&config.schema).map_err(|e| {
-                loc.error(&[yaml::Seg::Key("schema")], format!("schema: {e}"))
-            })?;
+            crate::sql::check_ident(&config.schema)
+                .map_err(|e| loc.error(&[yaml::Seg::Key("schema")], format!("schema: {e}")))?;
             (config, true)
         } else {
             (Config::default(), false)
@@ -293,7 +292,11 @@ impl fmt::Display for DbUrl {
                 let pairs: Vec<(String, String)> = url
                     .query_pairs()
                     .map(|(k, v)| {
-                        let v = if k == "password" { "***".into() } else { v.into_owned() };
+                        let v = if k == "password" {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
                         (k.into_owned(), v)
                     })
                     .collect();
@@ -321,13 +324,19 @@ mod tests {
     #[test]
     fn urls_never_show_passwords() {
         let u = DbUrl::new("postgres://app:s3cr%40t@db.example:6432/prod?sslmode=require");
-        assert_eq!(u.to_string(), "postgres://app:***@db.example:6432/prod?sslmode=require");
+        assert_eq!(
+            u.to_string(),
+            "postgres://app:***@db.example:6432/prod?sslmode=require"
+        );
         assert_eq!(u.password().as_deref(), Some("s3cr@t"));
         assert!(!format!("{u:?}").contains("s3cr"));
         let q = DbUrl::new("postgres://app@h/db?password=hunter2&application_name=x");
         assert!(!q.to_string().contains("hunter2"), "{q}");
         assert_eq!(q.scrub("failed for hunter2"), "failed for ***");
-        assert_eq!(DbUrl::new("not a url :pw@").to_string(), "<unparsable database URL>");
+        assert_eq!(
+            DbUrl::new("not a url :pw@").to_string(),
+            "<unparsable database URL>"
+        );
     }
 
     #[test]

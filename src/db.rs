@@ -36,10 +36,7 @@ pub fn describe_target(opts: &PgConnectOptions) -> String {
         None => format!("{}:{}", opts.get_host(), opts.get_port()),
     };
     let db = opts.get_database().unwrap_or(opts.get_username());
-    format!(
-        "{place} (database {db:?}, user {:?})",
-        opts.get_username()
-    )
+    format!("{place} (database {db:?}, user {:?})", opts.get_username())
 }
 
 pub async fn connect(url: &DbUrl) -> Result<PgConnection> {

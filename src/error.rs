@@ -112,17 +112,23 @@ pub enum Error {
         outcome: String,
     },
 
-    #[error("migration {version} ({file}) was applied with different contents: its file changed after it ran; restore the file (status shows it as `modified`), or write a new migration instead of editing an applied one")]
+    #[error(
+        "migration {version} ({file}) was applied with different contents: its file changed after it ran; restore the file (status shows it as `modified`), or write a new migration instead of editing an applied one"
+    )]
     Modified { version: i64, file: String },
 
-    #[error("migration {version} ({description}) is recorded as applied but has no file in {dir}; restore the file or pass --ignore-missing")]
+    #[error(
+        "migration {version} ({description}) is recorded as applied but has no file in {dir}; restore the file or pass --ignore-missing"
+    )]
     Missing {
         version: i64,
         description: String,
         dir: String,
     },
 
-    #[error("migration {version} ({description}) is recorded as failed (success = false) in _sqlx_migrations: repair it by hand and delete that row")]
+    #[error(
+        "migration {version} ({description}) is recorded as failed (success = false) in _sqlx_migrations: repair it by hand and delete that row"
+    )]
     Dirty { version: i64, description: String },
 
     #[error("migration {version} has no down migration ({expected} is missing); cannot revert it")]
@@ -131,7 +137,9 @@ pub enum Error {
     #[error("no migration with version {version} in {dir}")]
     UnknownVersion { version: i64, dir: String },
 
-    #[error("timed out after {timeout} waiting for the migration lock on {scope} (another pgx or sqlx migrator holds it)")]
+    #[error(
+        "timed out after {timeout} waiting for the migration lock on {scope} (another pgx or sqlx migrator holds it)"
+    )]
     LockTimeout { timeout: String, scope: String },
 
     #[error("{context}: {message}")]

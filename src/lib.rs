@@ -1,12 +1,15 @@
 //! pgx: expert PostgreSQL patterns as reviewable, sqlx-compatible migrations.
 
 pub mod catalog;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod migration;
 pub mod params;
 pub mod render;
+pub mod runner;
 pub mod sql;
 pub mod yaml;
 

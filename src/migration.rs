@@ -199,7 +199,7 @@ pub fn next_version(existing_max: Option<i64>, now: DateTime<Utc>) -> i64 {
 
 /// The highest version among migration-named files in `dir` (whatever their kind), so a new
 /// migration always sorts last.
-fn max_version(dir: &Path) -> Result<Option<i64>> {
+pub fn max_version(dir: &Path) -> Result<Option<i64>> {
     let mut max = None;
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn names_parse_like_sqlx() {
         let p = |s: &str| parse_name(Path::new(s)).unwrap();
-        assert_eq!(p("20240101000000_add_users.up.sql"), Some((20240101000000, "add users".into(), Kind::Up)));
+        assert_eq!(
+            p("20240101000000_add_users.up.sql"),
+            Some((20240101000000, "add users".into(), Kind::Up))
+        );
         assert_eq!(p("3_x.down.sql"), Some((3, "x".into(), Kind::Down)));
         assert_eq!(p("1_init.sql"), Some((1, "init".into(), Kind::Simple)));
         assert_eq!(p("README.md"), None);
@@ -312,8 +315,14 @@ mod tests {
 
     #[test]
     fn descriptions_are_file_safe() {
-        assert_eq!(file_description("audit Order Items").unwrap(), "audit_order_items");
-        assert_eq!(file_description("tenant orders; drop table x").unwrap(), "tenant_orders_drop_table_x");
+        assert_eq!(
+            file_description("audit Order Items").unwrap(),
+            "audit_order_items"
+        );
+        assert_eq!(
+            file_description("tenant orders; drop table x").unwrap(),
+            "tenant_orders_drop_table_x"
+        );
         assert_eq!(file_description("../../etc/passwd").unwrap(), "etc_passwd");
         assert!(file_description("!!!").is_err());
     }
@@ -331,6 +340,11 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 4);
 
         fs::write(dir.path().join(format!("{}_dup.sql", a.version)), "").unwrap();
-        assert!(scan(dir.path()).unwrap_err().to_string().contains("share version"));
+        assert!(
+            scan(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("share version")
+        );
     }
 }

@@ -120,10 +120,12 @@ pub fn parse_text(ty: ParamType, text: &str, values: &[String]) -> Result<Json, 
             if values.iter().any(|v| v == text) {
                 Ok(Json::from(text))
             } else {
-                Err(match crate::error::closest(text, values.iter().map(String::as_str)) {
-                    Some(s) => ParseError::because(format!("did you mean `{s}`?")),
-                    None => ParseError::plain(),
-                })
+                Err(
+                    match crate::error::closest(text, values.iter().map(String::as_str)) {
+                        Some(s) => ParseError::because(format!("did you mean `{s}`?")),
+                        None => ParseError::plain(),
+                    },
+                )
             }
         }
         ParamType::Interval => interval(text).map(Json::from),
@@ -147,7 +149,9 @@ pub fn parse_yaml(
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Json::from),
-        (ParamType::Integer, Y::Number(n)) => n.as_i64().map(Json::from).ok_or_else(ParseError::plain),
+        (ParamType::Integer, Y::Number(n)) => {
+            n.as_i64().map(Json::from).ok_or_else(ParseError::plain)
+        }
         (ParamType::Boolean, Y::Bool(b)) => Ok(Json::Bool(*b)),
         (ParamType::Integer | ParamType::Boolean, Y::String(_)) => Err(ParseError::because(
             "write it unquoted so YAML reads it as a number or boolean",
@@ -345,7 +349,10 @@ mod tests {
 
     #[test]
     fn identifiers_are_literal_names() {
-        assert_eq!(p(ParamType::Identifier, "Tenant Id").unwrap(), json!("Tenant Id"));
+        assert_eq!(
+            p(ParamType::Identifier, "Tenant Id").unwrap(),
+            json!("Tenant Id")
+        );
         assert!(p(ParamType::Identifier, "").is_err());
         assert!(p(ParamType::Identifier, &"x".repeat(64)).is_err());
     }
@@ -378,7 +385,10 @@ mod tests {
         );
         assert!(p(ParamType::Reference, "tenants").is_err());
         assert!(p(ParamType::Reference, "tenants()").is_err());
-        assert_eq!(to_text(&p(ParamType::Reference, "t(a, b)").unwrap()), "t(a,b)");
+        assert_eq!(
+            to_text(&p(ParamType::Reference, "t(a, b)").unwrap()),
+            "t(a,b)"
+        );
     }
 
     #[test]
@@ -392,8 +402,14 @@ mod tests {
             p(ParamType::Enum, "be").unwrap_err().reason.as_deref(),
             Some("did you mean `bee`?")
         );
-        assert_eq!(p(ParamType::Interval, " 1   month ").unwrap(), json!("1 month"));
-        assert_eq!(p(ParamType::Interval, "7 days 12 Hours").unwrap(), json!("7 days 12 Hours"));
+        assert_eq!(
+            p(ParamType::Interval, " 1   month ").unwrap(),
+            json!("1 month")
+        );
+        assert_eq!(
+            p(ParamType::Interval, "7 days 12 Hours").unwrap(),
+            json!("7 days 12 Hours")
+        );
         assert!(p(ParamType::Interval, "1 fortnight").is_err());
         assert!(p(ParamType::Interval, "1 day'; drop").is_err());
     }

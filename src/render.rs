@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use heck::{ToKebabCase, ToLowerCamelCase, ToShoutySnakeCase, ToSnakeCase, ToTitleCase, ToUpperCamelCase};
+use heck::{
+    ToKebabCase, ToLowerCamelCase, ToShoutySnakeCase, ToSnakeCase, ToTitleCase, ToUpperCamelCase,
+};
 use serde_json::Value as Json;
 use tera::{Context, ErrorKind, Kwargs, State, Tera, TeraResult, Value};
 
@@ -32,9 +34,12 @@ fn filter_err(filter: &str, msg: impl std::fmt::Display) -> tera::Error {
 }
 
 fn ident_of(filter: &str, v: &Value) -> TeraResult<String> {
-    let name = v
-        .as_str()
-        .ok_or_else(|| filter_err(filter, format!("expected a name (string), got {}", v.name())))?;
+    let name = v.as_str().ok_or_else(|| {
+        filter_err(
+            filter,
+            format!("expected a name (string), got {}", v.name()),
+        )
+    })?;
     sql::quote_ident(name)
         .map(|q| q.into_owned())
         .map_err(|e| filter_err(filter, format!("{name:?}: {e}")))
@@ -44,7 +49,12 @@ fn literal_of(filter: &str, v: &Value) -> TeraResult<String> {
     let text = match v.as_str() {
         Some(s) => s.to_string(),
         None if v.is_number() || v.is_bool() => v.to_string(),
-        None => return Err(filter_err(filter, format!("cannot quote {} as a literal", v.name()))),
+        None => {
+            return Err(filter_err(
+                filter,
+                format!("cannot quote {} as a literal", v.name()),
+            ));
+        }
     };
     sql::quote_literal(&text).map_err(|e| filter_err(filter, e))
 }
@@ -79,14 +89,19 @@ fn qualified(v: &Value, kwargs: Kwargs, _: &State) -> TeraResult<Value> {
     } else if v.is_string() {
         (kwargs.get::<Value>("schema")?, Some(v.clone()))
     } else {
-        return Err(filter_err("qualified", format!("cannot qualify {}", v.name())));
+        return Err(filter_err(
+            "qualified",
+            format!("cannot qualify {}", v.name()),
+        ));
     };
     let name = name.ok_or_else(|| filter_err("qualified", "no `name` to qualify"))?;
     let name = ident_of("qualified", &name)?;
-    Ok(Value::safe_string(&match schema.filter(|s| !s.is_none() && !s.is_undefined()) {
-        Some(s) => format!("{}.{name}", ident_of("qualified", &s)?),
-        None => name,
-    }))
+    Ok(Value::safe_string(
+        &match schema.filter(|s| !s.is_none() && !s.is_undefined()) {
+            Some(s) => format!("{}.{name}", ident_of("qualified", &s)?),
+            None => name,
+        },
+    ))
 }
 
 /// `{{ text | literal }}`: a string literal (numbers and booleans become their text).
@@ -132,14 +147,24 @@ pub fn tera_factory() -> Tera {
     tera.register_filter("literal_list", literal_list);
     tera.register_filter("derived_name", derived_name);
     tera.register_filter("safe", disabled_safe);
-    tera.register_filter("snake_case", |s: &str, _: Kwargs, _: &State| s.to_snake_case());
-    tera.register_filter("kebab_case", |s: &str, _: Kwargs, _: &State| s.to_kebab_case());
-    tera.register_filter("camel_case", |s: &str, _: Kwargs, _: &State| s.to_lower_camel_case());
-    tera.register_filter("pascal_case", |s: &str, _: Kwargs, _: &State| s.to_upper_camel_case());
+    tera.register_filter("snake_case", |s: &str, _: Kwargs, _: &State| {
+        s.to_snake_case()
+    });
+    tera.register_filter("kebab_case", |s: &str, _: Kwargs, _: &State| {
+        s.to_kebab_case()
+    });
+    tera.register_filter("camel_case", |s: &str, _: Kwargs, _: &State| {
+        s.to_lower_camel_case()
+    });
+    tera.register_filter("pascal_case", |s: &str, _: Kwargs, _: &State| {
+        s.to_upper_camel_case()
+    });
     tera.register_filter("shouty_snake_case", |s: &str, _: Kwargs, _: &State| {
         s.to_shouty_snake_case()
     });
-    tera.register_filter("title_case", |s: &str, _: Kwargs, _: &State| s.to_title_case());
+    tera.register_filter("title_case", |s: &str, _: Kwargs, _: &State| {
+        s.to_title_case()
+    });
     tera
 }
 
@@ -262,7 +287,16 @@ pub fn render_pattern(
         );
     }
 
-    let header = |direction: &str| header(pattern, direction, schema, table.as_ref(), resolved, no_transaction);
+    let header = |direction: &str| {
+        header(
+            pattern,
+            direction,
+            schema,
+            table.as_ref(),
+            resolved,
+            no_transaction,
+        )
+    };
     let up = renderer.render(&pattern.templates.up, &ctx)?;
     let down = renderer.render(&pattern.templates.down, &ctx)?;
     Ok(Rendered {
@@ -314,7 +348,9 @@ fn tidy(sql: &str) -> String {
     let start = sql
         .char_indices()
         .find(|&(_, c)| !c.is_whitespace())
-        .map_or(sql.len(), |(i, _)| sql[..i].rfind('\n').map_or(0, |nl| nl + 1));
+        .map_or(sql.len(), |(i, _)| {
+            sql[..i].rfind('\n').map_or(0, |nl| nl + 1)
+        });
     let mut out = sql[start..].trim_end().to_string();
     out.push('\n');
     out
@@ -335,7 +371,10 @@ mod tests {
         c.insert("name", "Order Items");
         c.insert("evil", "x'; drop table y; --");
         c.insert("n", &5);
-        c.insert("t", &serde_json::json!({"schema": "Sales", "name": "orders"}));
+        c.insert(
+            "t",
+            &serde_json::json!({"schema": "Sales", "name": "orders"}),
+        );
         c.insert("cols", &["a", "B"]);
         c
     }
@@ -356,7 +395,12 @@ mod tests {
 
     #[test]
     fn unquoted_values_fail_the_render() {
-        for tpl in ["{{ name }}", "{{ evil | upper }}", "{{ name | snake_case }}", "{{ cols }}"] {
+        for tpl in [
+            "{{ name }}",
+            "{{ evil | upper }}",
+            "{{ name | snake_case }}",
+            "{{ cols }}",
+        ] {
             let err = render(tpl, &ctx()).unwrap_err();
             assert!(matches!(err.kind(), ErrorKind::Io(_)), "{tpl}: {err}");
         }
@@ -366,7 +410,11 @@ mod tests {
 
     #[test]
     fn case_filters_then_quote() {
-        let out = render("{{ name | snake_case | ident }} {{ name | pascal_case | ident }}", &ctx()).unwrap();
+        let out = render(
+            "{{ name | snake_case | ident }} {{ name | pascal_case | ident }}",
+            &ctx(),
+        )
+        .unwrap();
         assert_eq!(out, "order_items \"OrderItems\"");
     }
 
@@ -375,7 +423,8 @@ mod tests {
         let mut c = ctx();
         c.insert("long", &"x".repeat(64));
         let mut tera = tera_factory();
-        tera.add_raw_template("t.sql", "select 1;\nselect {{ long | ident }};").unwrap();
+        tera.add_raw_template("t.sql", "select 1;\nselect {{ long | ident }};")
+            .unwrap();
         let err = tera.render("t.sql", &c).unwrap_err();
         let e = template_error("t.sql", &err);
         let text = e.to_string();

@@ -349,6 +349,11 @@ impl Statement<'_> {
     }
 }
 
+/// The number of lines in `text` (a last line without a newline counts).
+pub fn line_count(text: &str) -> usize {
+    text.lines().count().max(1)
+}
+
 /// Splits a SQL script into the statements psql would send one by one.
 ///
 /// Semicolons inside string literals (including `E''` escapes), quoted identifiers, dollar
@@ -742,6 +747,9 @@ mod tests {
 
     #[test]
     fn parameters_and_dollar_in_words_are_not_quotes() {
-        assert_eq!(texts("select $1; select a$b; select 2"), ["select $1;", "select a$b;", "select 2"]);
+        assert_eq!(
+            texts("select $1; select a$b; select 2"),
+            ["select $1;", "select a$b;", "select 2"]
+        );
     }
 }

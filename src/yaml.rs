@@ -22,9 +22,7 @@ pub enum Seg<'a> {
 /// Deserialises `src` (the contents of `path`), turning any error into `path:line:column`.
 pub fn from_str<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T> {
     serde_yaml::from_str(src).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map_or((1, 1), |l| (l.line(), l.column()));
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         Error::Yaml {
             path: path.to_path_buf(),
             line,

@@ -1,0 +1,204 @@
+//! Command-line interface: clap derive types only; `commands` does the work.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgx",
+    version,
+    about = "Expert PostgreSQL patterns as reviewable, sqlx-compatible migrations",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Project directory (default: the nearest ancestor holding pgx.yaml, else the current one).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create pgx.yaml, migrations/ and .gitattributes in DIR (default: the current directory).
+    Init {
+        /// Where to create the project.
+        path: Option<PathBuf>,
+    },
+    /// Render a pattern into a new migration pair.
+    New(NewArgs),
+    /// Create a migration pair holding your own SQL (empty unless --up/--down give it).
+    Add(AddArgs),
+    /// List patterns, or document one.
+    Patterns(PatternsArgs),
+    /// Apply, revert and inspect migrations.
+    #[command(subcommand)]
+    Migrate(Migrate),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The pattern (see `pgx patterns`).
+    pub pattern: String,
+    /// The table the pattern applies to.
+    pub table: Option<String>,
+    /// Schema of the table (default: `schema` in pgx.yaml, else public).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// A parameter, as KEY=VALUE; repeat for several.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Description for the file name (default: <pattern>_<table>).
+    #[arg(long, value_name = "DESC")]
+    pub name: Option<String>,
+    /// Print both files instead of writing them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// What the migration does; becomes the file name's description.
+    pub description: String,
+    /// SQL for the up file.
+    #[arg(long, value_name = "SQL")]
+    pub up: Option<String>,
+    /// SQL for the down file.
+    #[arg(long, value_name = "SQL")]
+    pub down: Option<String>,
+    /// Mark both files `-- no-transaction` (for CREATE INDEX CONCURRENTLY and the like).
+    #[arg(long)]
+    pub no_transaction: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PatternsArgs {
+    #[command(subcommand)]
+    pub command: Option<PatternsCommand>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatternsCommand {
+    /// Parameters, defaults and an example rendering of one pattern.
+    Show { name: String },
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL (default: DATABASE_URL in the environment, then in .env, then the
+    /// variable pgx.yaml names).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// How long to wait for another migrator.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Give up when another migrator holds the lock this long (e.g. 500ms, 30s, 5m; 0 waits
+    /// forever).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Migrate {
+    /// Apply pending migrations.
+    Up {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        /// Apply up to and including this version.
+        #[arg(long, value_name = "VERSION")]
+        target: Option<i64>,
+        /// Print the SQL that would run, in order, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not fail when an applied migration's file is gone.
+        #[arg(long)]
+        ignore_missing: bool,
+        /// Print each migration as it is applied (to stderr).
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Revert applied migrations (default: the latest one).
+    Down {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        /// How many migrations to revert.
+        #[arg(long, value_name = "N", conflicts_with = "target")]
+        steps: Option<usize>,
+        /// Revert every migration newer than this version (0 reverts all).
+        #[arg(long, value_name = "VERSION")]
+        target: Option<i64>,
+        /// Print the SQL that would run, in order, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print each migration as it is reverted (to stderr).
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Version, description, time applied and state of every migration.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revert the latest migration and apply it again.
+    Redo {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+}
+
+/// `250ms`, `30s`, `5m`, `1h`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("expected a duration such as 30s or 5m, got {text:?}"))?;
+    let ms = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_millis(n.saturating_mul(ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+    }
+}
