@@ -198,7 +198,7 @@ impl Pattern {
                     pattern: self.name.clone(),
                     key: key.clone(),
                     suggestion: closest(key, names.iter().copied()),
-                    valid: names.iter().map(|s| s.to_string()).collect(),
+                    valid: names.iter().map(ToString::to_string).collect(),
                 });
             };
             if given.insert(key, value).is_some() {

@@ -10,6 +10,7 @@ pub mod migration;
 pub mod params;
 pub mod render;
 pub mod runner;
+pub mod snapshot;
 pub mod sql;
 pub mod yaml;
 

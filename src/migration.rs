@@ -116,7 +116,7 @@ pub fn scan(dir: &Path) -> Result<Vec<Migration>> {
             sql,
         });
     }
-    files.sort_by(|a, b| (a.version, a.kind).cmp(&(b.version, b.kind)));
+    files.sort_by_key(|f| (f.version, f.kind));
 
     let mut out: Vec<Migration> = Vec::new();
     for file in files {

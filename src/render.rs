@@ -41,7 +41,7 @@ fn ident_of(filter: &str, v: &Value) -> TeraResult<String> {
         )
     })?;
     sql::quote_ident(name)
-        .map(|q| q.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .map_err(|e| filter_err(filter, format!("{name:?}: {e}")))
 }
 
