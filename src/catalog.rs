@@ -101,7 +101,7 @@ struct RawSpec {
     parameters: Vec<RawParam>,
     templates: Templates,
     #[serde(default)]
-    example: Example,
+    example: Option<Example>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,7 +180,8 @@ pub struct Pattern {
     pub no_transaction: NoTransaction,
     pub parameters: Vec<Param>,
     pub templates: Templates,
-    pub example: Example,
+    /// Inputs for `pgx patterns show`; validated at load time when present.
+    pub example: Option<Example>,
     pub origin: Origin,
 }
 
@@ -246,8 +247,8 @@ impl Pattern {
     /// `--set` pairs for the spec's example rendering.
     pub fn example_sets(&self) -> Vec<(String, String)> {
         self.example
-            .set
             .iter()
+            .flat_map(|e| e.set.iter())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -567,10 +568,13 @@ fn parse_spec(
         example: raw.example,
         origin,
     };
+    let Some(example) = &pattern.example else {
+        return Ok(pattern);
+    };
     if let Err(e) = pattern.resolve(&pattern.example_sets()) {
         return Err(loc.error(&[Seg::Key("example")], format!("example: {e}")));
     }
-    if pattern.target == Target::Table && pattern.example.table.is_none() {
+    if pattern.target == Target::Table && example.table.is_none() {
         return Err(loc.error(
             &[Seg::Key("example")],
             "example.table is required for a pattern that targets a table",

@@ -191,18 +191,26 @@ fn patterns(project: &Project, args: &PatternsArgs) -> Result<()> {
 }
 
 fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool) -> Result<()> {
+    // Without an example in the spec, try the defaults on a table named `orders`; a pattern
+    // with required parameters then has no example to show.
     let sets = p.example_sets();
-    let resolved = p.resolve(&sets)?;
-    let schema = p
-        .example
-        .schema
-        .as_deref()
-        .unwrap_or(&project.config.schema);
+    let example = p.example.clone().unwrap_or_default();
+    let schema = example.schema.as_deref().unwrap_or(&project.config.schema);
     let table_name = match p.target {
-        Target::Table => Some(p.example.table.as_deref().unwrap_or("orders")),
+        Target::Table => Some(example.table.as_deref().unwrap_or("orders")),
         Target::None => None,
     };
-    let rendered = render_pattern(&Renderer::new(catalog)?, p, schema, table_name, &resolved)?;
+    let rendered = match (p.resolve(&sets), &p.example) {
+        (Ok(resolved), _) => Some(render_pattern(
+            &Renderer::new(catalog)?,
+            p,
+            schema,
+            table_name,
+            &resolved,
+        )?),
+        (Err(e), Some(_)) => return Err(e),
+        (Err(_), None) => None,
+    };
     let mut command = format!("pgx new {}", p.name);
     if let Some(t) = table_name {
         command.push_str(&format!(" {t}"));
@@ -225,8 +233,9 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
                 "required": param.required,
                 "doc": param.doc,
             })).collect::<Vec<_>>(),
-            "example": { "command": command, "up": rendered.up, "down": rendered.down,
-                         "no_transaction": rendered.no_transaction },
+            "example": rendered.as_ref().map(|r| json!({
+                "command": command, "up": r.up, "down": r.down, "no_transaction": r.no_transaction,
+            })),
         }));
     }
     let mut text = format!("{} ({})\n  {}\n", p.name, p.origin.label(), p.summary);
@@ -255,10 +264,12 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
             text.push_str(&format!("  {:<20} {}\n", "", param.doc));
         }
     }
-    text.push_str(&format!(
-        "\nExample: {command}\n\n-- up\n{}\n-- down\n{}",
-        rendered.up, rendered.down
-    ));
+    if let Some(r) = rendered {
+        text.push_str(&format!(
+            "\nExample: {command}\n\n-- up\n{}\n-- down\n{}",
+            r.up, r.down
+        ));
+    }
     out(&text)
 }
 

@@ -3,4 +3,9 @@
 
 mod support;
 
+mod cli;
+mod hostile;
+mod migrate;
+mod snapshots;
+mod sqlx_interop;
 mod timestamps;

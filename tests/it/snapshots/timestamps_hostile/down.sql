@@ -1,0 +1,15 @@
+-- pgx VERSION: pattern "timestamps" (down)
+-- table: "Sales Dept"."orders; drop table x"
+-- param created_column = "select"
+-- param updated_column = "\"quoted\""
+-- param lock_timeout_ms = 5000
+
+SET LOCAL lock_timeout = 5000;
+
+DROP TRIGGER "orders; drop table x_""quoted""" ON "Sales Dept"."orders; drop table x";
+
+DROP FUNCTION "Sales Dept"."orders; drop table x_set_""quoted"""();
+
+ALTER TABLE "Sales Dept"."orders; drop table x"
+    DROP COLUMN """quoted""",
+    DROP COLUMN "select";
