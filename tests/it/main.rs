@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod hostile;
 mod migrate;
+mod readme;
 mod snapshots;
 mod sqlx_interop;
 mod timestamps;
