@@ -347,4 +347,26 @@ mod tests {
                 .contains("share version")
         );
     }
+
+    #[test]
+    fn versions_skip_past_stray_files_and_overwrite_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = next_version(None, Utc::now()) + 5;
+        // A stray down file at a future version (a clock behind the files, say).
+        fs::write(dir.path().join(format!("{taken}_c.down.sql")), "keep me").unwrap();
+        let w = write_pair(dir.path(), "c", "up", "down").unwrap();
+        assert!(w.version > taken);
+        assert_eq!(
+            fs::read_to_string(dir.path().join(format!("{taken}_c.down.sql"))).unwrap(),
+            "keep me"
+        );
+        assert!(!dir.path().join(format!("{taken}_c.up.sql")).exists());
+        assert_eq!(fs::read_to_string(&w.up).unwrap(), "up");
+        assert_eq!(fs::read_to_string(&w.down).unwrap(), "down");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            3,
+            "no temporary files left"
+        );
+    }
 }
