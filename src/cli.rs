@@ -38,6 +38,12 @@ pub enum Command {
     /// Apply, revert and inspect migrations.
     #[command(subcommand)]
     Migrate(Migrate),
+    /// The project's own PostgreSQL cluster in .pgx/, used when no database URL is set.
+    #[command(subcommand)]
+    Dev(Dev),
+    /// Prove, on a scratch database, that every migration applies from zero and that every
+    /// down migration reverses its up.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +169,51 @@ pub enum Migrate {
         #[command(flatten)]
         lock: LockArgs,
     },
+}
+
+/// The dev cluster: a PostgreSQL server kept in .pgx/, listening on a Unix socket only.
+#[derive(Debug, Subcommand)]
+pub enum Dev {
+    /// Create the cluster (the first time) and start it; nothing to do when it runs.
+    Start,
+    /// Stop the cluster (ending open sessions); nothing to do when it is stopped.
+    Stop,
+    /// Whether the cluster exists and runs, where it keeps its data, and its URL.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the cluster's database URL (starting the cluster if needed).
+    Url,
+    /// Run psql on the cluster's database (starting the cluster if needed); extra arguments go
+    /// to psql.
+    Psql {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PSQL ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Stop the cluster and delete it with all its databases; the next command that needs a
+    /// database creates a fresh one.
+    Reset {
+        /// Confirm that every database of the dev cluster may be deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Server to create the scratch database on (default: as for every command, else the dev
+    /// cluster). The database the URL names is left untouched.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `250ms`, `30s`, `5m`, `1h`, or plain seconds.
