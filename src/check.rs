@@ -449,11 +449,13 @@ fn failure(report: &Report) -> Error {
             first.message
         )
     } else {
+        const SHOWN: usize = 5;
         let mut m = format!("{}: {}", subject(first), first.message);
-        if let Some(d) = first.differences.first() {
-            let _ = write!(m, ": {}", describe(d));
-            if first.differences.len() > 1 {
-                let _ = write!(m, " (and {} more)", first.differences.len() - 1);
+        if !first.differences.is_empty() {
+            let listed: Vec<String> = first.differences.iter().take(SHOWN).map(describe).collect();
+            let _ = write!(m, ": {}", listed.join("; "));
+            if first.differences.len() > SHOWN {
+                let _ = write!(m, " (and {} more)", first.differences.len() - SHOWN);
             }
         }
         m

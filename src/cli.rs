@@ -43,6 +43,12 @@ pub enum Command {
     Dev(Dev),
     /// Prove, on a scratch database, that every migration applies from zero and that every
     /// down migration reverses its up.
+    ///
+    /// Checks the file names and that every up has its down; then, on a database it creates
+    /// (on the server of the database URL) and drops afterwards, applies every migration, runs
+    /// every down back to zero comparing the schema with the one before each up, and applies
+    /// everything again comparing with the first time. Exits 1 naming the first migration at
+    /// fault and the objects that differ.
     Check(CheckArgs),
 }
 
@@ -100,7 +106,7 @@ pub enum PatternsCommand {
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// PostgreSQL URL (default: DATABASE_URL in the environment, then in .env, then the
-    /// variable pgx.yaml names).
+    /// variable pgx.yaml names; without any, the project's dev cluster in .pgx/, see `pgx dev`).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
 }
@@ -207,8 +213,7 @@ pub enum Dev {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Server to create the scratch database on (default: as for every command, else the dev
-    /// cluster). The database the URL names is left untouched.
+    // The scratch database is made on this URL's server; the database it names is untouched.
     #[command(flatten)]
     pub db: DbArgs,
     /// Print the report as JSON.
