@@ -201,6 +201,10 @@ fn concurrent_commands_start_one_cluster() {
 #[test]
 fn migrate_without_a_url_uses_the_dev_cluster_and_says_which_database() {
     let d = DevProject::new();
+    assert!(
+        d.p.read(".gitignore").lines().any(|l| l == ".pgx/"),
+        "pgx init keeps the cluster out of git"
+    );
     d.p.add(
         "create_orders",
         "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL);",
