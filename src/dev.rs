@@ -48,10 +48,10 @@ const PG_CTL_WAIT: &str = "120";
 /// Settings written to `pgx.conf` (included by `postgresql.conf`) before every start, so a
 /// moved project gets its new socket directory. `ALTER SYSTEM` overrides them.
 ///
-/// fsync, full_page_writes and synchronous_commit are off: a dev cluster's data is disposable
-/// (`pgx dev reset --yes` recreates it), and migrations and test suites run several times
-/// faster without waiting for the disk. A crash of the server process loses nothing committed;
-/// a crash of the operating system may corrupt the cluster.
+/// fsync and full_page_writes are off: a dev cluster's data is disposable (`pgx dev reset
+/// --yes` starts afresh), and migrations and test suites should not wait for the disk. Commits
+/// still reach the kernel, so a crash of the server loses nothing committed; a crash of the
+/// operating system may corrupt the cluster.
 const SETTINGS: &str = "listen_addresses = ''
 unix_socket_permissions = 0700
 port = 5432
@@ -59,7 +59,6 @@ max_connections = 100
 shared_buffers = '32MB'
 fsync = off
 full_page_writes = off
-synchronous_commit = off
 ";
 
 /// An unprivileged system user the server runs as when pgx runs as root.
@@ -106,7 +105,7 @@ pub struct Status {
     pub data_dir: PathBuf,
     pub socket_dir: PathBuf,
     pub log: PathBuf,
-    /// Redacted (there is no password; Display of DbUrl anyway).
+    /// The URL as `Display` shows it (the cluster has no password anyway).
     pub url: String,
     pub server_user: Option<String>,
 }
