@@ -27,10 +27,11 @@ pub fn admin_url() -> String {
 
 /// One cluster under `target/` for every test thread and test process: the cluster's file lock
 /// makes the first one create and start it and the others wait, and it is never stopped, so the
-/// next `cargo test` reuses it.
+/// next `cargo test` reuses it. It is the dev cluster of `target/tmp/pgx-test`, so
+/// `pgx --dir target/tmp/pgx-test dev stop` stops it.
 fn shared_dev_cluster() -> String {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgx-dev-cluster");
-    let started = pgx::dev::Cluster::at(&dir).and_then(|c| c.ensure_running().map(|_| c));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgx-test");
+    let started = pgx::dev::Cluster::for_project(&dir).and_then(|c| c.ensure_running().map(|_| c));
     match started {
         Ok(cluster) => cluster.url().expose().to_string(),
         Err(e) => panic!(
