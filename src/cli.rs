@@ -38,6 +38,18 @@ pub enum Command {
     /// Apply, revert and inspect migrations.
     #[command(subcommand)]
     Migrate(Migrate),
+    /// The project's own PostgreSQL cluster in .pgx/, used when no database URL is set.
+    #[command(subcommand)]
+    Dev(Dev),
+    /// Prove, on a scratch database, that every migration applies from zero and that every
+    /// down migration reverses its up.
+    ///
+    /// Checks the file names and that every up has its down; then, on a database it creates
+    /// (on the server of the database URL) and drops afterwards, applies every migration, runs
+    /// every down back to zero comparing the schema with the one before each up, and applies
+    /// everything again comparing with the first time. Exits 1 naming the first migration at
+    /// fault and the objects that differ.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +106,7 @@ pub enum PatternsCommand {
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// PostgreSQL URL (default: DATABASE_URL in the environment, then in .env, then the
-    /// variable pgx.yaml names).
+    /// variable pgx.yaml names; without any, the project's dev cluster in .pgx/, see `pgx dev`).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
 }
@@ -163,6 +175,50 @@ pub enum Migrate {
         #[command(flatten)]
         lock: LockArgs,
     },
+}
+
+/// The dev cluster: a PostgreSQL server kept in .pgx/, listening on a Unix socket only.
+#[derive(Debug, Subcommand)]
+pub enum Dev {
+    /// Create the cluster (the first time) and start it; nothing to do when it runs.
+    Start,
+    /// Stop the cluster (ending open sessions); nothing to do when it is stopped.
+    Stop,
+    /// Whether the cluster exists and runs, where it keeps its data, and its URL.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the cluster's database URL (starting the cluster if needed).
+    Url,
+    /// Run psql on the cluster's database (starting the cluster if needed); extra arguments go
+    /// to psql.
+    Psql {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PSQL ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Stop the cluster and delete it with all its databases; the next command that needs a
+    /// database creates a fresh one.
+    Reset {
+        /// Confirm that every database of the dev cluster may be deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    // The scratch database is made on this URL's server; the database it names is untouched.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `250ms`, `30s`, `5m`, `1h`, or plain seconds.

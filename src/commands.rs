@@ -25,6 +25,11 @@ pub fn run(cli: Cli) -> Result<()> {
             let project = Project::discover(dir)?;
             runtime()?.block_on(migrate(&project, m))
         }
+        Command::Dev(d) => crate::dev::command(&Project::discover(dir)?, &d),
+        Command::Check(args) => {
+            let project = Project::discover(dir)?;
+            runtime()?.block_on(crate::check::command(&project, &args))
+        }
     }
 }
 
@@ -35,7 +40,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("start the async runtime for", ".", e))
 }
 
-fn out(text: &str) -> Result<()> {
+pub(crate) fn out(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
@@ -43,7 +48,7 @@ fn out(text: &str) -> Result<()> {
         .map_err(|e| Error::io("write to", "stdout", e))
 }
 
-fn json_out(value: &serde_json::Value) -> Result<()> {
+pub(crate) fn json_out(value: &serde_json::Value) -> Result<()> {
     out(&format!("{value:#}\n"))
 }
 
@@ -299,9 +304,13 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     text
 }
 
-/// The database a command talks to.
+/// The database a command talks to: the configured one, else the project's dev cluster
+/// (created and started as needed), saying so on stderr.
 pub fn database_url(project: &Project, db: &DbArgs) -> Result<DbUrl> {
-    project.require_database_url(db.database_url.as_deref())
+    match project.database_url(db.database_url.as_deref()) {
+        Some(url) => Ok(url),
+        None => crate::dev::fallback_url(project),
+    }
 }
 
 fn load_migrations(project: &Project) -> Result<(PathBuf, Vec<Migration>)> {

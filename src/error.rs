@@ -148,6 +148,14 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// The project's dev cluster (`.pgx/`) could not be found, created, started or stopped.
+    #[error("{message}")]
+    DevCluster { message: String },
+
+    /// `pgx check` found a problem; the report on stdout lists them all.
+    #[error("check failed: {message}")]
+    CheckFailed { message: String },
+
     #[error("{0}")]
     Config(String),
 }

@@ -3,7 +3,9 @@
 
 mod support;
 
+mod check;
 mod cli;
+mod dev;
 mod hostile;
 mod migrate;
 mod readme;

@@ -11,11 +11,34 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pgx::snapshot::Snapshot;
 use sqlx::{Connection, Row};
 
-/// The server tests create their databases on. `PGX_TEST_ADMIN_URL` wins, then `DATABASE_URL`.
+/// The server tests create their databases on. `PGX_TEST_ADMIN_URL` wins, then `DATABASE_URL`;
+/// without either, the suite's own dev cluster (the code behind `pgx dev`), so the tests pass
+/// on a machine with PostgreSQL installed but no server running.
 pub fn admin_url() -> String {
-    std::env::var("PGX_TEST_ADMIN_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        ["PGX_TEST_ADMIN_URL", "DATABASE_URL"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(shared_dev_cluster)
+    })
+    .clone()
+}
+
+/// One cluster under `target/` for every test thread and test process: the cluster's file lock
+/// makes the first one create and start it and the others wait, and it is never stopped, so the
+/// next `cargo test` reuses it. It is the dev cluster of `target/tmp/pgx-test`, so
+/// `pgx --dir target/tmp/pgx-test dev stop` stops it.
+fn shared_dev_cluster() -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgx-test");
+    let started = pgx::dev::Cluster::for_project(&dir).and_then(|c| c.ensure_running().map(|_| c));
+    match started {
+        Ok(cluster) => cluster.url().expose().to_string(),
+        Err(e) => panic!(
+            "cannot start the test suite's PostgreSQL cluster in {} (or set DATABASE_URL to a server's admin URL): {e}",
+            dir.display()
+        ),
+    }
 }
 
 fn with_database(url: &str, db: &str) -> String {
