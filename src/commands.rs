@@ -306,9 +306,15 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
 
 /// The database a command talks to: the configured one, else the project's dev cluster
 /// (created and started as needed), saying so on stderr.
+///
+/// Without a configured URL the project's own cluster is used, unless `PGX_DEV=off`: a deploy
+/// job that lost its URL must fail, not migrate a throwaway local cluster and report success.
 pub fn database_url(project: &Project, db: &DbArgs) -> Result<DbUrl> {
     match project.database_url(db.database_url.as_deref()) {
         Some(url) => Ok(url),
+        None if std::env::var("PGX_DEV").is_ok_and(|v| v.eq_ignore_ascii_case("off")) => {
+            project.require_database_url(None)
+        }
         None => crate::dev::fallback_url(project),
     }
 }

@@ -480,3 +480,16 @@ fn permission_denied_is_one_line_and_records_nothing() {
         Some("0")
     );
 }
+
+#[test]
+fn without_a_url_and_with_the_dev_cluster_off_the_error_says_where_a_url_goes() {
+    let p = Project::new();
+    p.add("one", "SELECT 1;", "SELECT 1;");
+    p.pgx()
+        .env("PGX_DEV", "off")
+        .args(["migrate", "up"])
+        .fails()
+        .stderr_has("no database URL")
+        .stderr_has("DATABASE_URL");
+    assert!(!p.join(".pgx").exists(), "no cluster was made");
+}
