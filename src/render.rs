@@ -127,6 +127,22 @@ fn derived_name(base: &str, kwargs: Kwargs, _: &State) -> TeraResult<String> {
     Ok(sql::derived_name(base, prefix, suffix))
 }
 
+/// `{% filter dollar_quote %}...{% endfilter %}`: the body as a dollar-quoted string whose tag
+/// does not occur in it. A fixed tag such as `$pgx$` would let a name holding `$pgx$` (legal in
+/// a quoted identifier or a literal) end a function body early and run the rest as SQL.
+fn dollar_quote(body: &str, _: Kwargs, _: &State) -> Value {
+    let tag = (0u32..)
+        .map(|i| match i {
+            0 => "$pgx$".to_string(),
+            i => format!("$pgx{i}$"),
+        })
+        // The closing tag must be the first occurrence, also where the body's end and the
+        // tag meet (a body ending in `$pgx`).
+        .find(|tag| format!("{body}{tag}").find(tag.as_str()) == Some(body.len()))
+        .expect("some tag is free");
+    Value::safe_string(&format!("{tag}{body}{tag}"))
+}
+
 fn disabled_safe(_: &Value, _: Kwargs, _: &State) -> TeraResult<Value> {
     Err(tera::Error::message(
         "`safe` is disabled in pgx templates: quote with `ident`, `qualified` or `literal`",
@@ -146,6 +162,7 @@ pub fn tera_factory() -> Tera {
     tera.register_filter("literal", literal);
     tera.register_filter("literal_list", literal_list);
     tera.register_filter("derived_name", derived_name);
+    tera.register_filter("dollar_quote", dollar_quote);
     tera.register_filter("safe", disabled_safe);
     tera.register_filter("snake_case", |s: &str, _: Kwargs, _: &State| {
         s.to_snake_case()
@@ -177,31 +194,49 @@ pub struct Renderer {
 impl Renderer {
     pub fn new(catalog: &Catalog) -> Result<Renderer> {
         let mut tera = tera_factory();
-        let mut display = BTreeMap::new();
-        for (name, source) in catalog.templates() {
-            let shown = source.display_path(name);
-            tera.add_raw_template(name, &source.content)
-                .map_err(|e| template_error(&shown, &e))?;
-            display.insert(name.clone(), shown);
-        }
+        let display: BTreeMap<String, String> = catalog
+            .templates()
+            .iter()
+            .map(|(name, source)| (name.clone(), source.display_path(name)))
+            .collect();
+        // One batch: Tera checks references (`include`, `extends`) when a batch is added, so
+        // templates added one by one could not refer to ones added after them.
+        tera.add_raw_templates(
+            catalog
+                .templates()
+                .iter()
+                .map(|(name, source)| (name.as_str(), source.content.as_str())),
+        )
+        .map_err(|e| template_error(&display, "templates", &e))?;
         Ok(Renderer { tera, display })
     }
 
     pub fn render(&self, template: &str, context: &Context) -> Result<String> {
-        let shown = self.display.get(template).map_or(template, String::as_str);
         self.tera
             .render(template, context)
-            .map_err(|e| template_error(shown, &e))
+            .map_err(|e| template_error(&self.display, template, &e))
     }
 }
 
-/// Turns a Tera error into `template:line:column: message` on one line.
-fn template_error(shown: &str, err: &tera::Error) -> Error {
+/// Turns a Tera error into `template:line:column: message` on one line, naming the template
+/// the error is in (an included one, say), as the user's project or pgx's sources has it.
+fn template_error(display: &BTreeMap<String, String>, rendering: &str, err: &tera::Error) -> Error {
+    let shown = |name: &str| {
+        display
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    };
     match err.kind() {
         ErrorKind::SyntaxError(report) | ErrorKind::RenderingError(report) => {
             let span = report.span();
+            let file = if report.filename().is_empty() {
+                rendering
+            } else {
+                report.filename()
+            };
             Error::Template {
-                template: shown.to_string(),
+                template: shown(file),
                 line: span.start_line,
                 column: span.start_col + 1,
                 message: crate::error::one_line(report.message()),
@@ -209,11 +244,16 @@ fn template_error(shown: &str, err: &tera::Error) -> Error {
         }
         ErrorKind::Io(_) => Error::Render {
             message: format!(
-                "{shown}: a value was printed without a SQL quoting filter; pass it through `ident`, `qualified` or `literal`"
+                "{}: a value was printed without a SQL quoting filter; pass it through `ident`, `qualified` or `literal`",
+                shown(rendering)
             ),
         },
         _ => Error::Render {
-            message: format!("{shown}: {}", crate::error::one_line(&err.to_string())),
+            message: format!(
+                "{}: {}",
+                shown(rendering),
+                crate::error::one_line(&err.to_string())
+            ),
         },
     }
 }
@@ -380,6 +420,26 @@ mod tests {
     }
 
     #[test]
+    fn dollar_quote_picks_a_tag_the_body_cannot_end() {
+        let q = |name: &str| {
+            let mut c = Context::new();
+            c.insert("c", name);
+            render(
+                "{% filter dollar_quote %}NEW.{{ c | ident }} := 1;{% endfilter %}",
+                &c,
+            )
+            .unwrap()
+        };
+        assert_eq!(q("a"), "$pgx$NEW.a := 1;$pgx$");
+        assert_eq!(q("a$pgx$b"), "$pgx1$NEW.\"a$pgx$b\" := 1;$pgx1$");
+        assert_eq!(q("$pgx$ $pgx1$"), "$pgx2$NEW.\"$pgx$ $pgx1$\" := 1;$pgx2$");
+        // Unquoted values still cannot be printed inside the block.
+        let mut c = Context::new();
+        c.insert("c", "x");
+        assert!(render("{% filter dollar_quote %}{{ c }}{% endfilter %}", &c).is_err());
+    }
+
+    #[test]
     fn quoting_filters() {
         let out = render(
             "{{ name | ident }} {{ t | qualified }} {{ evil | literal }} {{ n }} {{ cols | ident_list }} \
@@ -426,9 +486,10 @@ mod tests {
         tera.add_raw_template("t.sql", "select 1;\nselect {{ long | ident }};")
             .unwrap();
         let err = tera.render("t.sql", &c).unwrap_err();
-        let e = template_error("t.sql", &err);
+        let display = BTreeMap::from([("t.sql".to_string(), "templates/t.sql".to_string())]);
+        let e = template_error(&display, "t.sql", &err);
         let text = e.to_string();
-        assert!(text.starts_with("t.sql:2:"), "{text}");
+        assert!(text.starts_with("templates/t.sql:2:"), "{text}");
         assert!(text.contains("63"), "{text}");
     }
 

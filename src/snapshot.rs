@@ -16,21 +16,35 @@ use crate::error::{Error, Result};
 const SYSTEM_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
      AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
 
+fn acl(expr: &str) -> String {
+    format!(
+        "(SELECT coalesce(string_agg(x::text, ',' ORDER BY x::text), '') FROM unnest({expr}) x)"
+    )
+}
+
 /// Each part yields `(key, value)` rows. `n` is the object's namespace in every part.
 fn parts() -> Vec<String> {
     let user = SYSTEM_SCHEMAS;
     let not_history = "c.relname <> '_sqlx_migrations'";
+    // A NULL ACL means the owner's defaults; after a GRANT and a REVOKE PostgreSQL keeps them
+    // spelled out instead. Compare the spelled-out, sorted form, so equal privileges are equal.
+    let nsp_acl = acl("coalesce(n.nspacl, acldefault('n', n.nspowner))");
+    let rel_acl = acl(
+        "coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", c.relowner))",
+    );
+    let col_acl = acl("a.attacl");
+    let fn_acl = acl("coalesce(p.proacl, acldefault('f', p.proowner))");
     vec![
         format!(
             "SELECT 'schema ' || quote_ident(n.nspname),
-                    'owner ' || pg_get_userbyid(n.nspowner)::text || ' acl ' || coalesce(n.nspacl::text, '-')
+                    'owner ' || pg_get_userbyid(n.nspowner)::text || ' acl ' || {nsp_acl}
              FROM pg_namespace n WHERE {user}"
         ),
         format!(
             "SELECT 'relation ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
                     concat_ws(' ', 'kind ' || c.relkind::text,
                               'owner ' || pg_get_userbyid(c.relowner)::text,
-                              'acl ' || coalesce(c.relacl::text, '-'),
+                              'acl ' || {rel_acl},
                               CASE WHEN c.relrowsecurity THEN 'row-security' END,
                               CASE WHEN c.relforcerowsecurity THEN 'force-row-security' END,
                               'options ' || coalesce(c.reloptions::text, '-'),
@@ -55,7 +69,7 @@ fn parts() -> Vec<String> {
                                    WHEN d.adbin IS NOT NULL THEN 'default ' || pg_get_expr(d.adbin, d.adrelid) END,
                               CASE a.attidentity WHEN 'a' THEN 'identity always' WHEN 'd' THEN 'identity by default' END,
                               CASE WHEN a.attcollation <> t.typcollation THEN 'collate ' || (SELECT collname FROM pg_collation WHERE oid = a.attcollation) END,
-                              CASE WHEN a.attacl IS NOT NULL THEN 'acl ' || a.attacl::text END)
+                              CASE WHEN cardinality(a.attacl) > 0 THEN 'acl ' || {col_acl} END)
              FROM pg_attribute a
              JOIN pg_class c ON c.oid = a.attrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -73,7 +87,7 @@ fn parts() -> Vec<String> {
         ),
         format!(
             "SELECT 'constraint ' || quote_ident(n.nspname) || '.' || coalesce(quote_ident(c.relname) || '.', '') || quote_ident(k.conname),
-                    pg_get_constraintdef(k.oid) || CASE WHEN k.convalidated THEN '' ELSE ' NOT VALID' END
+                    pg_get_constraintdef(k.oid)
              FROM pg_constraint k
              JOIN pg_namespace n ON n.oid = k.connamespace
              LEFT JOIN pg_class c ON c.oid = k.conrelid
@@ -89,7 +103,7 @@ fn parts() -> Vec<String> {
         format!(
             "SELECT 'function ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
                     concat_ws(' ', 'owner ' || pg_get_userbyid(p.proowner)::text,
-                              'acl ' || coalesce(p.proacl::text, '-'),
+                              'acl ' || {fn_acl},
                               CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) ELSE 'kind ' || p.prokind::text END)
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE {user}

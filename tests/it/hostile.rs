@@ -184,3 +184,38 @@ fn ident_quoting_matches_the_server() {
         }
     }
 }
+
+/// A name holding the function body's dollar-quote tag must not end the body early.
+#[test]
+fn dollar_quote_tags_in_names_cannot_end_a_function_body() {
+    let db = TestDb::new();
+    let p = Project::new();
+    db.exec("CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE x (id int)");
+    let column = "u$pgx$; DROP TABLE x; --";
+    p.pgx()
+        .args([
+            "new",
+            "timestamps",
+            "orders",
+            "--set",
+            &format!("updated_column={column}"),
+        ])
+        .ok();
+    p.pgx().db(&db).args(["migrate", "up"]).ok();
+    assert_eq!(
+        columns(&db, "public", "orders"),
+        vec!["id", "created_at", column]
+    );
+    assert_eq!(
+        db.scalar("SELECT to_regclass('public.x') IS NOT NULL")
+            .as_deref(),
+        Some("t")
+    );
+    db.exec(&format!(
+        "INSERT INTO orders (id) VALUES (1);
+         DO $do$ BEGIN EXECUTE format('UPDATE orders SET %I = now() - interval ''1 day''', {c}); END $do$",
+        c = dq(column)
+    ));
+    p.pgx().db(&db).args(["migrate", "down"]).ok();
+    assert_eq!(columns(&db, "public", "orders"), vec!["id"]);
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod catalog_snapshot;
 mod check;
 mod cli;
 mod dev;
