@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::catalog::{Catalog, Origin, Pattern, Target};
-use crate::cli::{AddArgs, Cli, Command, DbArgs, Migrate, NewArgs, PatternsArgs, PatternsCommand};
+use crate::cli::{
+    AddArgs, Cli, Command, DbArgs, Migrate, MigrationScope, NewArgs, PatternsArgs, PatternsCommand,
+};
 use crate::config::{CONFIG_FILE, Config, DbUrl, Project};
 use crate::error::{Error, Result};
 use crate::migration::{self, Migration};
-use crate::render::{Renderer, render_pattern};
+use crate::render::{Renderer, render_pattern, render_pattern_in};
 use crate::runner::{Down, Runner, Scope, StatusEntry};
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -25,6 +27,10 @@ pub fn run(cli: Cli) -> Result<()> {
             let project = Project::discover(dir)?;
             runtime()?.block_on(migrate(&project, m))
         }
+        Command::Tenant(t) => {
+            let project = Project::discover(dir)?;
+            runtime()?.block_on(crate::tenant::run(&project, t))
+        }
     }
 }
 
@@ -35,7 +41,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("start the async runtime for", ".", e))
 }
 
-fn out(text: &str) -> Result<()> {
+pub(crate) fn out(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
@@ -43,7 +49,7 @@ fn out(text: &str) -> Result<()> {
         .map_err(|e| Error::io("write to", "stdout", e))
 }
 
-fn json_out(value: &serde_json::Value) -> Result<()> {
+pub(crate) fn json_out(value: &serde_json::Value) -> Result<()> {
     out(&format!("{value:#}\n"))
 }
 
@@ -106,15 +112,23 @@ fn new(project: &Project, args: &NewArgs) -> Result<()> {
     let catalog = Catalog::load(&project.sources())?;
     let pattern = catalog.get(&args.pattern)?;
     let resolved = pattern.resolve(&parse_sets(&args.sets)?)?;
-    let schema = args.schema.as_deref().unwrap_or(&project.config.schema);
+    let schema = match (args.scope, args.schema.as_deref()) {
+        (MigrationScope::Tenant, Some(_)) => {
+            return Err(Error::Usage(
+                "--schema cannot be used with --scope tenant: tenant migrations run in each tenant's schema".into(),
+            ));
+        }
+        (MigrationScope::Tenant, None) => None,
+        (MigrationScope::Database, s) => Some(s.unwrap_or(&project.config.schema)),
+    };
     let renderer = Renderer::new(&catalog)?;
-    let rendered = render_pattern(&renderer, pattern, schema, args.table.as_deref(), &resolved)?;
+    let rendered = render_pattern_in(&renderer, pattern, schema, args.table.as_deref(), &resolved)?;
     let description = migration::file_description(&match (&args.name, &args.table) {
         (Some(n), _) => n.clone(),
         (None, Some(t)) => format!("{}_{t}", pattern.name),
         (None, None) => pattern.name.clone(),
     })?;
-    let dir = project.migrations_dir();
+    let dir = migrations_dir(project, args.scope);
     if args.dry_run {
         let version = migration::next_version(migration::max_version(&dir)?, chrono::Utc::now());
         let path = |kind: &str| dir.join(format!("{version}_{description}.{kind}.sql"));
@@ -134,6 +148,13 @@ fn new(project: &Project, args: &NewArgs) -> Result<()> {
     ))
 }
 
+fn migrations_dir(project: &Project, scope: MigrationScope) -> PathBuf {
+    match scope {
+        MigrationScope::Database => project.migrations_dir(),
+        MigrationScope::Tenant => project.tenant_migrations_dir(),
+    }
+}
+
 fn add(project: &Project, args: &AddArgs) -> Result<()> {
     let description = migration::file_description(&args.description)?;
     let body = |sql: Option<&String>| {
@@ -148,7 +169,7 @@ fn add(project: &Project, args: &AddArgs) -> Result<()> {
         text
     };
     let written = migration::write_pair(
-        &project.migrations_dir(),
+        &migrations_dir(project, args.scope),
         &description,
         &body(args.up.as_ref()),
         &body(args.down.as_ref()),
@@ -263,7 +284,7 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
 }
 
 /// Left-aligned columns, the last one unpadded.
-fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -311,6 +332,27 @@ fn report(verbose: bool, verb: &str, outcome: &crate::runner::Outcome) {
 }
 
 async fn migrate(project: &Project, command: Migrate) -> Result<()> {
+    if let Migrate::Up {
+        db,
+        lock,
+        target,
+        dry_run,
+        ignore_missing,
+        verbose,
+        tenants: true,
+        jobs,
+    } = &command
+    {
+        let options = crate::tenant::UpOptions {
+            lock_timeout: lock.lock_timeout,
+            target: *target,
+            dry_run: *dry_run,
+            ignore_missing: *ignore_missing,
+            verbose: *verbose,
+            jobs: usize::from(*jobs),
+        };
+        return crate::tenant::migrate_up(project, db, options).await;
+    }
     let (dir, migrations) = load_migrations(project)?;
     let db = match &command {
         Migrate::Up { db, .. }
