@@ -3,4 +3,7 @@
 
 mod support;
 
+mod tenant_render;
+mod tenant_rls;
+mod tenant_schemas;
 mod timestamps;
