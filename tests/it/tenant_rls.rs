@@ -960,3 +960,68 @@ fn names_that_need_quoting_work_everywhere() {
     p.pgx().db(&db).args(["migrate", "down"]).ok();
     assert_eq!(before.diff(&db.snapshot()), vec![]);
 }
+
+#[test]
+fn concurrently_adds_a_backfilled_column_to_a_table_with_rows() {
+    let db = TestDb::new();
+    let app = app_role();
+    let p = Project::new();
+    p.add(
+        "create orders",
+        &format!(
+            "CREATE TABLE tenants (id uuid PRIMARY KEY); INSERT INTO tenants VALUES ('{A}'), ('{B}');
+             CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text);
+             INSERT INTO orders (item) SELECT 'old' || g FROM generate_series(1, 100) g;
+             ALTER TABLE orders OWNER TO {};",
+            app.name
+        ),
+        "DROP TABLE orders; DROP TABLE tenants;",
+    );
+    p.pgx().db(&db).args(["migrate", "up"]).ok();
+    let before = db.snapshot();
+    p.pgx()
+        .args([
+            "new",
+            "tenant",
+            "orders",
+            "--set",
+            "concurrently=true",
+            "--set",
+            &format!("backfill={A}"),
+            "--set",
+            "references=tenants(id)",
+        ])
+        .ok();
+    p.pgx().db(&db).args(["migrate", "up"]).ok();
+    let after = db.snapshot();
+    assert!(!after.objects["index public.orders_tenant_id_idx"].contains("INVALID"));
+    assert!(!after.objects["constraint public.orders.orders_tenant_id_fkey"].contains("NOT VALID"));
+    assert_eq!(
+        column_as(
+            &db,
+            &app,
+            &format!("{} SELECT count(*) FROM orders", tenant_of(A))
+        ),
+        ["100"]
+    );
+    assert_eq!(
+        column_as(
+            &db,
+            &app,
+            &format!("{} SELECT count(*) FROM orders", tenant_of(B))
+        ),
+        ["0"]
+    );
+    ok_as(
+        &db,
+        &app,
+        &format!("{} INSERT INTO orders (item) VALUES ('new')", tenant_of(B)),
+    );
+    assert_eq!(
+        db.scalar("SELECT tenant_id FROM orders WHERE item = 'new'"),
+        Some(B.to_string())
+    );
+    p.pgx().db(&db).args(["migrate", "down"]).ok();
+    db.exec("DELETE FROM orders WHERE item = 'new'");
+    assert_eq!(before.diff(&db.snapshot()), vec![]);
+}

@@ -116,6 +116,7 @@ BEGIN
     END LOOP;
 END
 $pgx$;
+
 CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_tenant_id_idx ON public.orders (tenant_id);
 
 -- Everything else in one transaction: isolation is switched on completely or not at all.
@@ -148,7 +149,7 @@ $pgx$;
 
 -- The tenant column: NOT NULL, defaulting to the current tenant.
 ALTER TABLE public.orders ALTER COLUMN tenant_id SET DEFAULT public.orders_current_tenant();
--- The CHECK validated above proves there is no NULL: this does not scan the table.
+-- No scan under this lock: the column is NOT NULL already, or the CHECK validated above proves it.
 ALTER TABLE public.orders ALTER COLUMN tenant_id SET NOT NULL;
 ALTER TABLE public.orders DROP CONSTRAINT IF EXISTS orders_tenant_id_not_null;
 
@@ -158,7 +159,6 @@ DECLARE
     tbl regclass := 'public.orders';
     fn regprocedure := 'public.orders_current_tenant()';
     state jsonb := pg_catalog.obj_description('public.orders_current_tenant()'::regprocedure, 'pg_proc')::jsonb;
-    found regclass;
 BEGIN
     -- Built concurrently above by this migration.
     state := state || '{"index_created": true}';
