@@ -84,6 +84,18 @@ pub struct Example {
     pub schema: Option<String>,
     #[serde(default)]
     pub set: BTreeMap<String, String>,
+    /// What the example needs to exist first (its table, a referenced table), and how to
+    /// remove it: shown by `pgx patterns show`, and used by the tests that apply every
+    /// built-in pattern's example.
+    #[serde(default)]
+    pub setup: Option<Setup>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    pub up: String,
+    pub down: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +50,20 @@ pub enum Command {
     /// everything again comparing with the first time. Exits 1 naming the first migration at
     /// fault and the objects that differ.
     Check(CheckArgs),
+    /// Schema per tenant: create, list and drop tenant schemas.
+    #[command(subcommand)]
+    Tenant(Tenant),
+}
+
+/// Which migrations a new one joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum MigrationScope {
+    /// The database's migrations (`migrations` in pgx.yaml).
+    #[default]
+    Database,
+    /// The migrations run inside every tenant schema (`tenant_migrations` in pgx.yaml); names
+    /// are left unqualified, so they resolve in each tenant's schema.
+    Tenant,
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +84,9 @@ pub struct NewArgs {
     /// Print both files instead of writing them.
     #[arg(long)]
     pub dry_run: bool,
+    /// Which migrations folder the pair goes to.
+    #[arg(long, value_enum, default_value_t)]
+    pub scope: MigrationScope,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +102,9 @@ pub struct AddArgs {
     /// Mark both files `-- no-transaction` (for CREATE INDEX CONCURRENTLY and the like).
     #[arg(long)]
     pub no_transaction: bool,
+    /// Which migrations folder the pair goes to.
+    #[arg(long, value_enum, default_value_t)]
+    pub scope: MigrationScope,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +160,14 @@ pub enum Migrate {
         /// Print each migration as it is applied (to stderr).
         #[arg(short, long)]
         verbose: bool,
+        /// Apply the tenant migrations inside every tenant schema instead; stops at the first
+        /// schema that fails.
+        #[arg(long)]
+        tenants: bool,
+        /// With --tenants: how many schemas to migrate at once, each over its own connection.
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "tenants",
+              value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
     },
     /// Revert applied migrations (default: the latest one).
     Down {
@@ -219,6 +247,45 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Schema-per-tenant commands. A tenant schema is `<tenant_schema_prefix><name>` and holds its
+/// own `_sqlx_migrations`.
+#[derive(Debug, Subcommand)]
+pub enum Tenant {
+    /// Create tenant schemas and apply every tenant migration inside each.
+    Add {
+        /// Tenant names: lower-case letters, digits and `_`.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        /// Print each migration as it is applied (to stderr).
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Every tenant schema with its migration state.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a tenant's schema and everything in it.
+    Drop {
+        /// The tenant name.
+        name: String,
+        /// Confirm: the schema and all its data are dropped.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
 }
 
 /// `250ms`, `30s`, `5m`, `1h`, or plain seconds.

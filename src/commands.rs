@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::catalog::{Catalog, Origin, Pattern, Target};
-use crate::cli::{AddArgs, Cli, Command, DbArgs, Migrate, NewArgs, PatternsArgs, PatternsCommand};
+use crate::cli::{
+    AddArgs, Cli, Command, DbArgs, Migrate, MigrationScope, NewArgs, PatternsArgs, PatternsCommand,
+};
 use crate::config::{CONFIG_FILE, Config, DbUrl, Project};
 use crate::error::{Error, Result};
 use crate::migration::{self, Migration};
-use crate::render::{Renderer, render_pattern};
+use crate::render::{Renderer, render_pattern, render_pattern_in};
 use crate::runner::{Down, Runner, Scope, StatusEntry};
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -29,6 +31,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(args) => {
             let project = Project::discover(dir)?;
             runtime()?.block_on(crate::check::command(&project, &args))
+        }
+        Command::Tenant(t) => {
+            let project = Project::discover(dir)?;
+            runtime()?.block_on(crate::tenant::run(&project, t))
         }
     }
 }
@@ -111,15 +117,23 @@ fn new(project: &Project, args: &NewArgs) -> Result<()> {
     let catalog = Catalog::load(&project.sources())?;
     let pattern = catalog.get(&args.pattern)?;
     let resolved = pattern.resolve(&parse_sets(&args.sets)?)?;
-    let schema = args.schema.as_deref().unwrap_or(&project.config.schema);
+    let schema = match (args.scope, args.schema.as_deref()) {
+        (MigrationScope::Tenant, Some(_)) => {
+            return Err(Error::Usage(
+                "--schema cannot be used with --scope tenant: tenant migrations run in each tenant's schema".into(),
+            ));
+        }
+        (MigrationScope::Tenant, None) => None,
+        (MigrationScope::Database, s) => Some(s.unwrap_or(&project.config.schema)),
+    };
     let renderer = Renderer::new(&catalog)?;
-    let rendered = render_pattern(&renderer, pattern, schema, args.table.as_deref(), &resolved)?;
+    let rendered = render_pattern_in(&renderer, pattern, schema, args.table.as_deref(), &resolved)?;
     let description = migration::file_description(&match (&args.name, &args.table) {
         (Some(n), _) => n.clone(),
         (None, Some(t)) => format!("{}_{t}", pattern.name),
         (None, None) => pattern.name.clone(),
     })?;
-    let dir = project.migrations_dir();
+    let dir = migrations_dir(project, args.scope);
     if args.dry_run {
         let version = migration::next_version(migration::max_version(&dir)?, chrono::Utc::now());
         let path = |kind: &str| dir.join(format!("{version}_{description}.{kind}.sql"));
@@ -139,6 +153,13 @@ fn new(project: &Project, args: &NewArgs) -> Result<()> {
     ))
 }
 
+fn migrations_dir(project: &Project, scope: MigrationScope) -> PathBuf {
+    match scope {
+        MigrationScope::Database => project.migrations_dir(),
+        MigrationScope::Tenant => project.tenant_migrations_dir(),
+    }
+}
+
 fn add(project: &Project, args: &AddArgs) -> Result<()> {
     let description = migration::file_description(&args.description)?;
     let body = |sql: Option<&String>| {
@@ -153,7 +174,7 @@ fn add(project: &Project, args: &AddArgs) -> Result<()> {
         text
     };
     let written = migration::write_pair(
-        &project.migrations_dir(),
+        &migrations_dir(project, args.scope),
         &description,
         &body(args.up.as_ref()),
         &body(args.down.as_ref()),
@@ -240,6 +261,7 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
             })).collect::<Vec<_>>(),
             "example": rendered.as_ref().map(|r| json!({
                 "command": command, "up": r.up, "down": r.down, "no_transaction": r.no_transaction,
+                "setup": p.example.as_ref().and_then(|e| e.setup.as_ref()),
             })),
         }));
     }
@@ -270,16 +292,20 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
         }
     }
     if let Some(r) = rendered {
-        text.push_str(&format!(
-            "\nExample: {command}\n\n-- up\n{}\n-- down\n{}",
-            r.up, r.down
-        ));
+        text.push_str(&format!("\nExample: {command}\n"));
+        if let Some(setup) = p.example.as_ref().and_then(|e| e.setup.as_ref()) {
+            text.push_str("\nGiven:\n");
+            for line in setup.up.trim_end().lines() {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+        text.push_str(&format!("\n-- up\n{}\n-- down\n{}", r.up, r.down));
     }
     out(&text)
 }
 
 /// Left-aligned columns, the last one unpadded.
-fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -337,6 +363,27 @@ fn report(verbose: bool, verb: &str, outcome: &crate::runner::Outcome) {
 }
 
 async fn migrate(project: &Project, command: Migrate) -> Result<()> {
+    if let Migrate::Up {
+        db,
+        lock,
+        target,
+        dry_run,
+        ignore_missing,
+        verbose,
+        tenants: true,
+        jobs,
+    } = &command
+    {
+        let options = crate::tenant::UpOptions {
+            lock_timeout: lock.lock_timeout,
+            target: *target,
+            dry_run: *dry_run,
+            ignore_missing: *ignore_missing,
+            verbose: *verbose,
+            jobs: usize::from(*jobs),
+        };
+        return crate::tenant::migrate_up(project, db, options).await;
+    }
     let (dir, migrations) = load_migrations(project)?;
     let db = match &command {
         Migrate::Up { db, .. }

@@ -145,6 +145,44 @@ pub enum Error {
     #[error("{context}: {message}")]
     Database { context: String, message: String },
 
+    #[error("invalid tenant name {name:?}: {reason}")]
+    TenantName { name: String, reason: String },
+
+    #[error("tenant {tenant:?} already exists (schema {schema:?})")]
+    TenantExists { tenant: String, schema: String },
+
+    #[error(
+        "schema {schema:?} already exists and is not a tenant schema (it has no _sqlx_migrations); choose another name for tenant {tenant:?}"
+    )]
+    SchemaTaken { tenant: String, schema: String },
+
+    #[error("no tenant {tenant:?} (no tenant schema {schema:?})")]
+    UnknownTenant { tenant: String, schema: String },
+
+    #[error("tenant {tenant:?} was not created ({cleanup})")]
+    TenantNotCreated {
+        tenant: String,
+        schema: String,
+        cleanup: &'static str,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// `migrate up --tenants` stopped at a schema; `source` says what failed there.
+    #[error(
+        "tenant schema {schema:?} failed ({migrated} of {total} tenant schemas migrated{}, {not_attempted} not attempted)",
+        if *also_failed > 0 { format!(", {also_failed} other failed") } else { String::new() }
+    )]
+    TenantMigration {
+        schema: String,
+        migrated: usize,
+        total: usize,
+        also_failed: usize,
+        not_attempted: usize,
+        #[source]
+        source: Box<Error>,
+    },
+
     #[error("{0}")]
     Usage(String),
 

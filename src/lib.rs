@@ -14,6 +14,7 @@ pub mod render;
 pub mod runner;
 pub mod snapshot;
 pub mod sql;
+pub mod tenant;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -281,11 +281,26 @@ pub fn render_pattern(
     table: Option<&str>,
     resolved: &Resolved,
 ) -> Result<Rendered> {
-    sql::check_ident(schema).map_err(|reason| Error::Identifier {
-        what: "schema".into(),
-        name: schema.into(),
-        reason,
-    })?;
+    render_pattern_in(renderer, pattern, Some(schema), table, resolved)
+}
+
+/// [`render_pattern`], where `schema: None` renders for tenant schemas: `table.schema` and
+/// `schema` are null, so names stay unqualified and resolve in the schema each tenant's
+/// migrations run in.
+pub fn render_pattern_in(
+    renderer: &Renderer,
+    pattern: &Pattern,
+    schema: Option<&str>,
+    table: Option<&str>,
+    resolved: &Resolved,
+) -> Result<Rendered> {
+    if let Some(schema) = schema {
+        sql::check_ident(schema).map_err(|reason| Error::Identifier {
+            what: "schema".into(),
+            name: schema.into(),
+            reason,
+        })?;
+    }
     let table = match (pattern.target, table) {
         (Target::Table, Some(t)) => {
             sql::check_ident(t).map_err(|reason| Error::Identifier {
@@ -294,7 +309,7 @@ pub fn render_pattern(
                 reason,
             })?;
             Some(TableRef {
-                schema: schema.to_string(),
+                schema: schema.unwrap_or_default().to_string(),
                 name: t.to_string(),
             })
         }
@@ -317,13 +332,13 @@ pub fn render_pattern(
     let params: serde_json::Map<String, Json> = resolved.iter().cloned().collect();
     let mut ctx = Context::new();
     ctx.insert("pattern", &pattern.name);
-    ctx.insert("schema", schema);
+    ctx.insert("schema", &schema);
     ctx.insert("params", &params);
     ctx.insert("no_transaction", &no_transaction);
     if let Some(t) = &table {
         ctx.insert(
             "table",
-            &serde_json::json!({ "schema": t.schema, "name": t.name }),
+            &serde_json::json!({ "schema": schema, "name": t.name }),
         );
     }
 
@@ -351,7 +366,7 @@ pub fn render_pattern(
 fn header(
     pattern: &Pattern,
     direction: &str,
-    schema: &str,
+    schema: Option<&str>,
     table: Option<&TableRef>,
     resolved: &Resolved,
     no_transaction: bool,
@@ -367,9 +382,14 @@ fn header(
         env!("CARGO_PKG_VERSION"),
         js(&pattern.name)
     ));
-    match table {
-        Some(t) => h.push_str(&format!("-- table: {}.{}\n", js(&t.schema), js(&t.name))),
-        None => h.push_str(&format!("-- schema: {}\n", js(schema))),
+    match (table, schema) {
+        (Some(t), Some(_)) => h.push_str(&format!("-- table: {}.{}\n", js(&t.schema), js(&t.name))),
+        (None, Some(s)) => h.push_str(&format!("-- schema: {}\n", js(s))),
+        (Some(t), None) => h.push_str(&format!(
+            "-- table: {} in each tenant schema\n",
+            js(&t.name)
+        )),
+        (None, None) => h.push_str("-- schema: each tenant schema\n"),
     }
     for (k, v) in resolved {
         h.push_str(&format!("-- param {k} = {v}\n"));

@@ -162,7 +162,13 @@ fn every_builtin_pattern_passes_check() {
             args.push("--set".into());
             args.push(set.to_string());
         }
-        if spec["target"] == "table" {
+        if let Some(setup) = spec["example"]["setup"].as_object() {
+            p.add(
+                "setup",
+                setup["up"].as_str().unwrap(),
+                setup["down"].as_str().unwrap(),
+            );
+        } else if spec["target"] == "table" {
             let table = head[1];
             p.add(
                 &format!("create_{table}"),

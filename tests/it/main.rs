@@ -12,4 +12,7 @@ mod migrate;
 mod readme;
 mod snapshots;
 mod sqlx_interop;
+mod tenant_render;
+mod tenant_rls;
+mod tenant_schemas;
 mod timestamps;
