@@ -780,3 +780,36 @@ fn uninstall_is_refused_while_a_table_is_audited_then_removes_everything() {
         Some("0")
     );
 }
+
+#[test]
+fn upserts_merges_and_keys_too_long_for_a_btree_are_recorded() {
+    let db = TestDb::new();
+    let _p = audited(
+        &db,
+        "CREATE TABLE k (id text PRIMARY KEY, v text); CREATE TABLE src (id text, v text)",
+        &[("k", &[])],
+    );
+    // 2,640 hexadecimal characters do not compress: the table's own primary key index takes
+    // them, a log index entry holding them as JSON with the table's name would not.
+    let long = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 82) AS i) || 'abcdefgh'";
+    db.exec(&format!(
+        "INSERT INTO k VALUES ('a', '1'), ({long}, '1');
+         INSERT INTO k VALUES ('a', '2'), ('b', '2') ON CONFLICT (id) DO UPDATE SET v = excluded.v;
+         INSERT INTO src VALUES ('b', '3'), ('c', '3');
+         MERGE INTO k USING src ON k.id = src.id
+             WHEN MATCHED THEN UPDATE SET v = src.v
+             WHEN NOT MATCHED THEN INSERT VALUES (src.id, src.v);
+         UPDATE k SET v = '4' WHERE length(id) > 100;"
+    ));
+    let log = db.column(
+        "SELECT operation || ' ' || CASE WHEN row_key ? 'sha256' THEN 'long' ELSE row_key->>'id' END FROM audit.log ORDER BY id",
+    );
+    assert_eq!(
+        log,
+        ["INSERT a", "INSERT long", "UPDATE a", "INSERT b", "UPDATE b", "INSERT c", "UPDATE long"]
+    );
+    let history = db.column(&format!(
+        "SELECT operation FROM audit.history('k', jsonb_build_object('id', {long}))"
+    ));
+    assert_eq!(history, ["INSERT", "UPDATE"]);
+}

@@ -80,7 +80,7 @@ BEGIN
     -- The log. Names are stored as text, so they read well and survive dump/restore (an oid does
     -- neither). There is no primary key on id: the identity column is unique by construction
     -- (GENERATED ALWAYS, and only the owner may insert), and a second btree would cost every
-    -- audited write; hash indexes serve look-ups by key, BRIN serves time ranges.
+    -- audited write.
     CREATE TABLE audit.log (
         id               bigint GENERATED ALWAYS AS IDENTITY,
         txid             xid8 NOT NULL,
@@ -101,14 +101,11 @@ BEGIN
 
     COMMENT ON TABLE audit.log IS 'Append-only audit trail written by pgx audit triggers. logged_at is the transaction time; row_key is the row''s key as JSON (after the statement; before it for DELETE); old_key is set when an UPDATE changed the key; partition_name is set when the statement named a partition rather than the audited table.';
 
-    -- Hash indexes for the history look-ups: equality is all they need, an insert costs about
-    -- what it costs in a btree over jsonb, and no key is too long to index (a btree entry
-    -- cannot pass ~2.7 kB, which would fail the user's write). Keys shared by several tables
-    -- are told apart by the recheck on schema_name and table_name.
+    -- The history look-up is by table and key. A bulk statement of one table with a growing
+    -- key appends at the right edge of this btree; BRIN serves time ranges at almost no cost.
     CREATE INDEX log_logged_at_brin ON audit.log USING brin (logged_at);
-    CREATE INDEX log_row_key ON audit.log USING hash (row_key);
-    CREATE INDEX log_old_key ON audit.log USING hash (old_key) WHERE old_key IS NOT NULL;
-    CREATE INDEX log_truncate ON audit.log (schema_name, table_name) WHERE operation = 'TRUNCATE';
+    CREATE INDEX log_row_history ON audit.log (schema_name, table_name, row_key);
+    CREATE INDEX log_old_key_history ON audit.log (schema_name, table_name, old_key) WHERE old_key IS NOT NULL;
 
     CREATE TRIGGER log_append_only
         BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.log
@@ -147,8 +144,6 @@ DECLARE
     v_table      text;
     v_partition  text;
     v_skip       boolean;
-    v_excl_nums  smallint[];
-    v_key_nums   smallint[];
     v_excluded   text[];
     v_key        text[];
     v_non_key    text[];
@@ -159,10 +154,14 @@ DECLARE
     v_txid       xid8;
     v_at         timestamptz;
 BEGIN
-    -- The audited table: this one, or the nearest audited ancestor of this partition.
-    SELECT r.relid, n.nspname, c.relname, r.skip_unchanged, r.excluded_columns,
-           coalesce(r.key_columns, pk.indkey::smallint[])
-      INTO v_relid, v_schema, v_table, v_skip, v_excl_nums, v_key_nums
+    -- The audited table (this one, or the nearest audited ancestor of this partition) and the
+    -- column names to leave out and to key rows by. Partitions have the audited table's column
+    -- names, so names resolved there fit the rows of either. Without a key (the primary key was
+    -- dropped since), row_key is NULL. One query with no parameter but the table, so PL/pgSQL
+    -- keeps one generic plan instead of planning it again on every statement.
+    SELECT r.relid, n.nspname, c.relname, r.skip_unchanged, k.excluded, k.key,
+           CASE WHEN k.key IS NOT NULL THEN k.non_key END
+      INTO v_relid, v_schema, v_table, v_skip, v_excluded, v_key, v_non_key
       FROM (SELECT TG_RELID::regclass, 0::bigint
             UNION ALL
             SELECT * FROM pg_catalog.pg_partition_ancestors(TG_RELID) WITH ORDINALITY) AS a (relid, depth)
@@ -170,6 +169,12 @@ BEGIN
       JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) r.relid
       JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
       LEFT JOIN pg_catalog.pg_index AS pk ON pk.indrelid OPERATOR(pg_catalog.=) r.relid AND pk.indisprimary
+     CROSS JOIN LATERAL (
+            SELECT coalesce(pg_catalog.array_agg(t.attname::text) FILTER (WHERE t.attnum OPERATOR(pg_catalog.=) ANY (r.excluded_columns)), '{}') AS excluded,
+                   pg_catalog.array_agg(t.attname::text) FILTER (WHERE t.attnum OPERATOR(pg_catalog.=) ANY (coalesce(r.key_columns, pk.indkey::smallint[]))) AS key,
+                   coalesce(pg_catalog.array_agg(t.attname::text) FILTER (WHERE t.attnum OPERATOR(pg_catalog.<>) ALL (coalesce(r.key_columns, pk.indkey::smallint[]))), '{}') AS non_key
+              FROM pg_catalog.pg_attribute AS t
+             WHERE t.attrelid OPERATOR(pg_catalog.=) r.relid AND t.attnum OPERATOR(pg_catalog.>) 0 AND NOT t.attisdropped) AS k
      ORDER BY a.depth
      LIMIT 1;
     IF NOT FOUND THEN
@@ -179,20 +184,6 @@ BEGIN
     END IF;
     IF v_relid OPERATOR(pg_catalog.<>) TG_RELID THEN
         v_partition := pg_catalog.format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
-    END IF;
-
-    IF TG_OP OPERATOR(pg_catalog.<>) 'TRUNCATE' THEN
-        -- Partitions have the audited table's column names, so names resolved there fit the
-        -- rows of either. Without a key (primary key dropped since), row_key is NULL.
-        SELECT coalesce(pg_catalog.array_agg(a.attname::text) FILTER (WHERE a.attnum OPERATOR(pg_catalog.=) ANY (v_excl_nums)), '{}'),
-               pg_catalog.array_agg(a.attname::text) FILTER (WHERE a.attnum OPERATOR(pg_catalog.=) ANY (v_key_nums)),
-               coalesce(pg_catalog.array_agg(a.attname::text) FILTER (WHERE a.attnum OPERATOR(pg_catalog.<>) ALL (v_key_nums)), '{}')
-          INTO v_excluded, v_key, v_non_key
-          FROM pg_catalog.pg_attribute AS a
-         WHERE a.attrelid OPERATOR(pg_catalog.=) v_relid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
-        IF v_key IS NULL THEN
-            v_non_key := NULL;
-        END IF;
     END IF;
 
     -- Never fails the user's write: unset, reset, empty or malformed means no actor.
@@ -214,13 +205,19 @@ BEGIN
     v_at := pg_catalog.now();
 
     -- OFFSET 0 keeps each row's JSON computed once: without it the planner pulls the subquery
-    -- up and evaluates to_jsonb() once per reference.
+    -- up and evaluates to_jsonb() once per reference. A key over 2000 bytes (as JSON) is
+    -- recorded as its SHA-256, which history() computes the same way: the btree entry for it
+    -- could otherwise pass the 2.7 kB limit and fail the user's write.
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, new_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'INSERT',
-               s.j OPERATOR(pg_catalog.-) v_non_key, s.j, v_actor, v_role, v_app
-          FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM new_rows AS t OFFSET 0) AS s;
+               CASE WHEN pg_catalog.pg_column_size(s.k) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(s.k::text)), 'hex')) ELSE s.k END,
+               s.j, v_actor, v_role, v_app
+          FROM (SELECT x.j, x.j OPERATOR(pg_catalog.-) v_non_key AS k
+                  FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM new_rows AS t OFFSET 0) AS x
+                OFFSET 0) AS s;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         -- PostgreSQL appends each updated row's old and new versions to the two transition
         -- tables together (cross-partition moves included), so the n-th rows of both are the
@@ -228,26 +225,36 @@ BEGIN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, old_key, new_row, old_row, changed_columns, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'UPDATE',
-               p.nj OPERATOR(pg_catalog.-) v_non_key,
-               CASE WHEN p.changed OPERATOR(pg_catalog.&&) v_key THEN p.oj OPERATOR(pg_catalog.-) v_non_key END,
+               CASE WHEN pg_catalog.pg_column_size(p.k) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(p.k::text)), 'hex')) ELSE p.k END,
+               CASE WHEN pg_catalog.pg_column_size(p.ok) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(p.ok::text)), 'hex')) ELSE p.ok END,
                p.nj, p.oj, p.changed, v_actor, v_role, v_app
-          FROM (SELECT j.nj, j.oj,
-                       ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(j.nj) AS k
-                              WHERE j.nj OPERATOR(pg_catalog.->) k IS DISTINCT FROM j.oj OPERATOR(pg_catalog.->) k) AS changed
-                  FROM (SELECT pg_catalog.to_jsonb(n.r) OPERATOR(pg_catalog.-) v_excluded AS nj,
-                               pg_catalog.to_jsonb(o.r) OPERATOR(pg_catalog.-) v_excluded AS oj
-                          FROM (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM new_rows AS t) AS n
-                          JOIN (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM old_rows AS t) AS o
-                            ON o.rn OPERATOR(pg_catalog.=) n.rn
-                        OFFSET 0) AS j
-                 WHERE NOT v_skip OR j.nj OPERATOR(pg_catalog.<>) j.oj
+          FROM (SELECT q.nj, q.oj, q.changed,
+                       q.nj OPERATOR(pg_catalog.-) v_non_key AS k,
+                       CASE WHEN q.changed OPERATOR(pg_catalog.&&) v_key THEN q.oj OPERATOR(pg_catalog.-) v_non_key END AS ok
+                  FROM (SELECT j.nj, j.oj,
+                               ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(j.nj) AS k
+                                      WHERE j.nj OPERATOR(pg_catalog.->) k IS DISTINCT FROM j.oj OPERATOR(pg_catalog.->) k) AS changed
+                          FROM (SELECT pg_catalog.to_jsonb(n.r) OPERATOR(pg_catalog.-) v_excluded AS nj,
+                                       pg_catalog.to_jsonb(o.r) OPERATOR(pg_catalog.-) v_excluded AS oj
+                                  FROM (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM new_rows AS t) AS n
+                                  JOIN (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM old_rows AS t) AS o
+                                    ON o.rn OPERATOR(pg_catalog.=) n.rn
+                                OFFSET 0) AS j
+                         WHERE NOT v_skip OR j.nj OPERATOR(pg_catalog.<>) j.oj
+                        OFFSET 0) AS q
                 OFFSET 0) AS p;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, old_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'DELETE',
-               s.j OPERATOR(pg_catalog.-) v_non_key, s.j, v_actor, v_role, v_app
-          FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM old_rows AS t OFFSET 0) AS s;
+               CASE WHEN pg_catalog.pg_column_size(s.k) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(s.k::text)), 'hex')) ELSE s.k END,
+               s.j, v_actor, v_role, v_app
+          FROM (SELECT x.j, x.j OPERATOR(pg_catalog.-) v_non_key AS k
+                  FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM old_rows AS t OFFSET 0) AS x
+                OFFSET 0) AS s;
     ELSE
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                actor, db_role, application_name)
@@ -309,6 +316,9 @@ BEGIN
     SELECT c.relkind INTO v_kind FROM pg_catalog.pg_class AS c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
     IF v_kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'audit: % is not a table', tbl;
+    END IF;
+    IF tbl IN ('audit.log'::regclass, 'audit.audited_table'::regclass) THEN
+        RAISE EXCEPTION 'audit: % is part of the audit infrastructure and cannot be audited', tbl;
     END IF;
     IF EXISTS (SELECT FROM pg_catalog.pg_trigger AS g WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
                   AND g.tgfoid OPERATOR(pg_catalog.=) 'audit.capture()'::pg_catalog.regprocedure) THEN
@@ -456,17 +466,23 @@ CREATE OR REPLACE FUNCTION audit.history(schema_name text, table_name text, key 
     LANGUAGE sql
     STABLE
 BEGIN ATOMIC
-    WITH ev AS (
+    WITH want AS (
+        -- As capture() records it: a key over 2000 bytes by its SHA-256 (the `-` detoasts).
+        SELECT CASE WHEN pg_catalog.pg_column_size(k.v) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(k.v::text)), 'hex')) ELSE k.v END AS key
+          FROM (SELECT history.key OPERATOR(pg_catalog.-) '{}'::text[] AS v) AS k
+    ), ev AS (
         SELECT l.*
-          FROM audit.log AS l
+          FROM audit.log AS l, want AS w
          WHERE l.schema_name OPERATOR(pg_catalog.=) history.schema_name
            AND l.table_name OPERATOR(pg_catalog.=) history.table_name
-           AND (l.row_key OPERATOR(pg_catalog.=) history.key OR l.old_key OPERATOR(pg_catalog.=) history.key)
+           AND (l.row_key OPERATOR(pg_catalog.=) w.key OR l.old_key OPERATOR(pg_catalog.=) w.key)
     ), tr AS (
         SELECT l.*
           FROM audit.log AS l
          WHERE l.schema_name OPERATOR(pg_catalog.=) history.schema_name
            AND l.table_name OPERATOR(pg_catalog.=) history.table_name
+           AND l.row_key IS NULL
            AND l.operation OPERATOR(pg_catalog.=) 'TRUNCATE'
            AND l.id OPERATOR(pg_catalog.>) (SELECT pg_catalog.min(e.id) FROM ev AS e)
     ), last_before AS (
@@ -482,7 +498,7 @@ BEGIN ATOMIC
       FROM last_before AS b
       JOIN ev AS e ON e.id OPERATOR(pg_catalog.=) b.prev
      WHERE e.operation OPERATOR(pg_catalog.<>) 'DELETE'
-       AND e.row_key OPERATOR(pg_catalog.=) history.key
+       AND e.row_key OPERATOR(pg_catalog.=) (SELECT w.key FROM want AS w)
        AND NOT EXISTS (SELECT FROM tr AS t2 WHERE t2.id OPERATOR(pg_catalog.>) b.prev AND t2.id OPERATOR(pg_catalog.<) b.id)
      ORDER BY 1;
 END;
@@ -505,9 +521,16 @@ DECLARE
     v_unknown text;
     v_key     jsonb;
 BEGIN
+    -- A partition's rows are recorded under the audited table it belongs to.
     SELECT n.nspname, c.relname INTO v_schema, v_table
-      FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+      FROM (SELECT tbl, 0::bigint
+            UNION ALL
+            SELECT * FROM pg_catalog.pg_partition_ancestors(tbl) WITH ORDINALITY) AS a (relid, depth)
+      LEFT JOIN audit.audited_table AS r ON r.relid OPERATOR(pg_catalog.=) a.relid
+      JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) a.relid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     ORDER BY r.relid IS NULL, a.depth
+     LIMIT 1;
     IF pg_catalog.jsonb_typeof(key) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'audit: the key must be a JSON object of column values, such as {"id": 7}';
     END IF;
