@@ -789,9 +789,9 @@ fn upserts_merges_and_keys_too_long_for_a_btree_are_recorded() {
         "CREATE TABLE k (id text PRIMARY KEY, v text); CREATE TABLE src (id text, v text)",
         &[("k", &[])],
     );
-    // 2,640 hexadecimal characters do not compress: the table's own primary key index takes
-    // them, a log index entry holding them as JSON with the table's name would not.
-    let long = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 82) AS i) || 'abcdefgh'";
+    // 2,680 base64 characters of hashes do not compress: the table's own primary key index
+    // takes them, a log index entry holding them as JSON with the table's name would not.
+    let long = "(SELECT left(string_agg(translate(encode(sha512(i::text::bytea), 'base64'), E'\\n', ''), ''), 2680) FROM generate_series(1, 40) AS i)";
     db.exec(&format!(
         "INSERT INTO k VALUES ('a', '1'), ({long}, '1');
          INSERT INTO k VALUES ('a', '2'), ('b', '2') ON CONFLICT (id) DO UPDATE SET v = excluded.v;
