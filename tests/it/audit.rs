@@ -806,10 +806,39 @@ fn upserts_merges_and_keys_too_long_for_a_btree_are_recorded() {
     );
     assert_eq!(
         log,
-        ["INSERT a", "INSERT long", "UPDATE a", "INSERT b", "UPDATE b", "INSERT c", "UPDATE long"]
+        [
+            "INSERT a",
+            "INSERT long",
+            "UPDATE a",
+            "INSERT b",
+            "UPDATE b",
+            "INSERT c",
+            "UPDATE long"
+        ]
     );
     let history = db.column(&format!(
         "SELECT operation FROM audit.history('k', jsonb_build_object('id', {long}))"
     ));
     assert_eq!(history, ["INSERT", "UPDATE"]);
+}
+
+#[test]
+fn dropping_an_audited_table_unregisters_it_and_keeps_its_history() {
+    let db = TestDb::new();
+    let _p = audited(&db, "CREATE TABLE t (id int PRIMARY KEY)", &[("t", &[])]);
+    db.exec("INSERT INTO t VALUES (1); DROP TABLE t; CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (2)");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM audit.audited_table")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        db.column("SELECT row_key->>'id' FROM audit.log"),
+        ["1"],
+        "the new table is not audited"
+    );
+    assert_eq!(
+        db.column("SELECT operation FROM audit.history('public', 't', '{\"id\": 1}')"),
+        ["INSERT"]
+    );
 }
