@@ -206,12 +206,11 @@ BEGIN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, new_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'INSERT',
-               CASE WHEN pg_catalog.pg_column_size(s.k) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(s.k::text)), 'hex')) ELSE s.k END,
-               s.j, v_actor, v_role, v_app
-          FROM (SELECT x.j, x.j OPERATOR(pg_catalog.-) v_non_key AS k
-                  FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM new_rows AS t OFFSET 0) AS x
-                OFFSET 0) AS s;
+               CASE WHEN pg_catalog.pg_column_size(x.j OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend((x.j OPERATOR(pg_catalog.-) v_non_key)::text)), 'hex'))
+                    ELSE x.j OPERATOR(pg_catalog.-) v_non_key END,
+               x.j, v_actor, v_role, v_app
+          FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM new_rows AS t OFFSET 0) AS x;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         -- PostgreSQL appends each updated row's old and new versions to the two transition
         -- tables together (cross-partition moves included), so the n-th rows of both are the
@@ -219,36 +218,34 @@ BEGIN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, old_key, new_row, old_row, changed_columns, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'UPDATE',
-               CASE WHEN pg_catalog.pg_column_size(p.k) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(p.k::text)), 'hex')) ELSE p.k END,
-               CASE WHEN pg_catalog.pg_column_size(p.ok) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(p.ok::text)), 'hex')) ELSE p.ok END,
-               p.nj, p.oj, p.changed, v_actor, v_role, v_app
-          FROM (SELECT q.nj, q.oj, q.changed,
-                       q.nj OPERATOR(pg_catalog.-) v_non_key AS k,
-                       CASE WHEN q.changed OPERATOR(pg_catalog.&&) v_key THEN q.oj OPERATOR(pg_catalog.-) v_non_key END AS ok
-                  FROM (SELECT j.nj, j.oj,
-                               ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(j.nj) AS k
-                                      WHERE j.nj OPERATOR(pg_catalog.->) k IS DISTINCT FROM j.oj OPERATOR(pg_catalog.->) k) AS changed
-                          FROM (SELECT pg_catalog.to_jsonb(n.r) OPERATOR(pg_catalog.-) v_excluded AS nj,
-                                       pg_catalog.to_jsonb(o.r) OPERATOR(pg_catalog.-) v_excluded AS oj
-                                  FROM (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM new_rows AS t) AS n
-                                  JOIN (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM old_rows AS t) AS o
-                                    ON o.rn OPERATOR(pg_catalog.=) n.rn
-                                OFFSET 0) AS j
-                         WHERE NOT v_skip OR j.nj OPERATOR(pg_catalog.<>) j.oj
-                        OFFSET 0) AS q
-                OFFSET 0) AS p;
+               CASE WHEN pg_catalog.pg_column_size(q.nj OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend((q.nj OPERATOR(pg_catalog.-) v_non_key)::text)), 'hex'))
+                    ELSE q.nj OPERATOR(pg_catalog.-) v_non_key END,
+               CASE WHEN NOT (q.changed OPERATOR(pg_catalog.&&) v_key) THEN NULL
+                    WHEN pg_catalog.pg_column_size(q.oj OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend((q.oj OPERATOR(pg_catalog.-) v_non_key)::text)), 'hex'))
+                    ELSE q.oj OPERATOR(pg_catalog.-) v_non_key END,
+               q.nj, q.oj, q.changed, v_actor, v_role, v_app
+          FROM (SELECT j.nj, j.oj,
+                       ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(j.nj) AS k
+                              WHERE j.nj OPERATOR(pg_catalog.->) k IS DISTINCT FROM j.oj OPERATOR(pg_catalog.->) k) AS changed
+                  FROM (SELECT pg_catalog.to_jsonb(n.r) OPERATOR(pg_catalog.-) v_excluded AS nj,
+                               pg_catalog.to_jsonb(o.r) OPERATOR(pg_catalog.-) v_excluded AS oj
+                          FROM (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM new_rows AS t) AS n
+                          JOIN (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM old_rows AS t) AS o
+                            ON o.rn OPERATOR(pg_catalog.=) n.rn
+                        OFFSET 0) AS j
+                 WHERE NOT v_skip OR j.nj OPERATOR(pg_catalog.<>) j.oj
+                OFFSET 0) AS q;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, old_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'DELETE',
-               CASE WHEN pg_catalog.pg_column_size(s.k) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(s.k::text)), 'hex')) ELSE s.k END,
-               s.j, v_actor, v_role, v_app
-          FROM (SELECT x.j, x.j OPERATOR(pg_catalog.-) v_non_key AS k
-                  FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM old_rows AS t OFFSET 0) AS x
-                OFFSET 0) AS s;
+               CASE WHEN pg_catalog.pg_column_size(x.j OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.>) 2000
+                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend((x.j OPERATOR(pg_catalog.-) v_non_key)::text)), 'hex'))
+                    ELSE x.j OPERATOR(pg_catalog.-) v_non_key END,
+               x.j, v_actor, v_role, v_app
+          FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM old_rows AS t OFFSET 0) AS x;
     ELSE
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                actor, db_role, application_name)
