@@ -74,7 +74,7 @@ BEGIN
     -- The log. Names are stored as text, so they read well and survive dump/restore (an oid does
     -- neither). There is no primary key on id: the identity column is unique by construction
     -- (GENERATED ALWAYS, and only the owner may insert), and a second btree would cost every
-    -- audited write.
+    -- audited write; the indexes below serve look-ups by key and by time.
     CREATE TABLE audit.log (
         id               bigint GENERATED ALWAYS AS IDENTITY,
         txid             xid8 NOT NULL,
@@ -95,11 +95,15 @@ BEGIN
 
     COMMENT ON TABLE audit.log IS 'Append-only audit trail written by pgx audit triggers. logged_at is the transaction time; row_key is the row''s key as JSON (after the statement; before it for DELETE); old_key is set when an UPDATE changed the key; partition_name is set when the statement named a partition rather than the audited table.';
 
-    -- The history look-up is by table and key. A bulk statement of one table with a growing
-    -- key appends at the right edge of this btree; BRIN serves time ranges at almost no cost.
+    -- History look-ups are by key: hash indexes, as equality is all they need. In a log that
+    -- holds many tables they cost bulk writes less than a btree, which would insert in the
+    -- middle of the tree; no key is too long for them (a btree entry cannot pass 2.7 kB, which
+    -- would fail the user's write); tables sharing a key value are told apart by the recheck
+    -- on schema_name and table_name. BRIN serves time ranges at almost no cost.
     CREATE INDEX log_logged_at_brin ON audit.log USING brin (logged_at);
-    CREATE INDEX log_row_history ON audit.log (schema_name, table_name, row_key);
-    CREATE INDEX log_old_key_history ON audit.log (schema_name, table_name, old_key) WHERE old_key IS NOT NULL;
+    CREATE INDEX log_row_key ON audit.log USING hash (row_key);
+    CREATE INDEX log_old_key ON audit.log USING hash (old_key) WHERE old_key IS NOT NULL;
+    CREATE INDEX log_truncate ON audit.log (schema_name, table_name) WHERE operation = 'TRUNCATE';
 
     CREATE TRIGGER log_append_only
         BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.log
@@ -199,16 +203,12 @@ BEGIN
     v_at := pg_catalog.now();
 
     -- OFFSET 0 keeps each row's JSON computed once: without it the planner pulls the subquery
-    -- up and evaluates to_jsonb() once per reference. A key over 2000 bytes (as JSON) is
-    -- recorded as its SHA-256, which history() computes the same way: the btree entry for it
-    -- could otherwise pass the 2.7 kB limit and fail the user's write.
+    -- up and evaluates to_jsonb() once per reference.
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, new_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'INSERT',
-               CASE WHEN pg_catalog.pg_column_size(x.j OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend((x.j OPERATOR(pg_catalog.-) v_non_key)::text)), 'hex'))
-                    ELSE x.j OPERATOR(pg_catalog.-) v_non_key END,
+               x.j OPERATOR(pg_catalog.-) v_non_key,
                x.j, v_actor, v_role, v_app
           FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM new_rows AS t OFFSET 0) AS x;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
@@ -218,13 +218,8 @@ BEGIN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, old_key, new_row, old_row, changed_columns, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'UPDATE',
-               CASE WHEN pg_catalog.pg_column_size(q.nj OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend((q.nj OPERATOR(pg_catalog.-) v_non_key)::text)), 'hex'))
-                    ELSE q.nj OPERATOR(pg_catalog.-) v_non_key END,
-               CASE WHEN NOT (q.changed OPERATOR(pg_catalog.&&) v_key) THEN NULL
-                    WHEN pg_catalog.pg_column_size(q.oj OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend((q.oj OPERATOR(pg_catalog.-) v_non_key)::text)), 'hex'))
-                    ELSE q.oj OPERATOR(pg_catalog.-) v_non_key END,
+               q.nj OPERATOR(pg_catalog.-) v_non_key,
+               CASE WHEN q.changed OPERATOR(pg_catalog.&&) v_key THEN q.oj OPERATOR(pg_catalog.-) v_non_key END,
                q.nj, q.oj, q.changed, v_actor, v_role, v_app
           FROM (SELECT j.nj, j.oj,
                        ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(j.nj) AS k
@@ -241,9 +236,7 @@ BEGIN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, old_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'DELETE',
-               CASE WHEN pg_catalog.pg_column_size(x.j OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend((x.j OPERATOR(pg_catalog.-) v_non_key)::text)), 'hex'))
-                    ELSE x.j OPERATOR(pg_catalog.-) v_non_key END,
+               x.j OPERATOR(pg_catalog.-) v_non_key,
                x.j, v_actor, v_role, v_app
           FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM old_rows AS t OFFSET 0) AS x;
     ELSE
@@ -457,23 +450,17 @@ CREATE OR REPLACE FUNCTION audit.history(schema_name text, table_name text, key 
     LANGUAGE sql
     STABLE
 BEGIN ATOMIC
-    WITH want AS (
-        -- As capture() records it: a key over 2000 bytes by its SHA-256 (the `-` detoasts).
-        SELECT CASE WHEN pg_catalog.pg_column_size(k.v) OPERATOR(pg_catalog.>) 2000
-                    THEN pg_catalog.jsonb_build_object('sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.textsend(k.v::text)), 'hex')) ELSE k.v END AS key
-          FROM (SELECT history.key OPERATOR(pg_catalog.-) '{}'::text[] AS v) AS k
-    ), ev AS (
+    WITH ev AS (
         SELECT l.*
-          FROM audit.log AS l, want AS w
+          FROM audit.log AS l
          WHERE l.schema_name OPERATOR(pg_catalog.=) history.schema_name
            AND l.table_name OPERATOR(pg_catalog.=) history.table_name
-           AND (l.row_key OPERATOR(pg_catalog.=) w.key OR l.old_key OPERATOR(pg_catalog.=) w.key)
+           AND (l.row_key OPERATOR(pg_catalog.=) history.key OR l.old_key OPERATOR(pg_catalog.=) history.key)
     ), tr AS (
         SELECT l.*
           FROM audit.log AS l
          WHERE l.schema_name OPERATOR(pg_catalog.=) history.schema_name
            AND l.table_name OPERATOR(pg_catalog.=) history.table_name
-           AND l.row_key IS NULL
            AND l.operation OPERATOR(pg_catalog.=) 'TRUNCATE'
            AND l.id OPERATOR(pg_catalog.>) (SELECT pg_catalog.min(e.id) FROM ev AS e)
     ), last_before AS (
@@ -489,7 +476,7 @@ BEGIN ATOMIC
       FROM last_before AS b
       JOIN ev AS e ON e.id OPERATOR(pg_catalog.=) b.prev
      WHERE e.operation OPERATOR(pg_catalog.<>) 'DELETE'
-       AND e.row_key OPERATOR(pg_catalog.=) (SELECT w.key FROM want AS w)
+       AND e.row_key OPERATOR(pg_catalog.=) history.key
        AND NOT EXISTS (SELECT FROM tr AS t2 WHERE t2.id OPERATOR(pg_catalog.>) b.prev AND t2.id OPERATOR(pg_catalog.<) b.id)
      ORDER BY 1;
 END;
