@@ -879,3 +879,72 @@ fn history_look_ups_use_the_indexes() {
         .join("\n");
     assert!(recent.contains("log_logged_at_brin"), "{recent}");
 }
+
+#[test]
+fn a_non_superuser_migrator_owns_the_log_but_cannot_rewrite_it() {
+    let migrator = TestRole::new("audit_migrator", "NOSUPERUSER");
+    let app = TestRole::new("audit_app", "NOSUPERUSER");
+    let db = TestDb::new();
+    db.exec(&format!(
+        "GRANT CREATE ON DATABASE {} TO {};
+         GRANT CREATE ON SCHEMA public TO {};",
+        db.name, migrator.name, migrator.name
+    ));
+    let url = db.url_as(&migrator.name);
+    let p = Project::new();
+    p.add(
+        "setup",
+        &format!(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); GRANT INSERT, UPDATE ON t TO {};
+             CREATE TABLE parts (id int, k int, PRIMARY KEY (id, k)) PARTITION BY LIST (k);",
+            app.name
+        ),
+        "DROP TABLE t, parts",
+    );
+    p.pgx().args(["new", "audit", "t"]).ok();
+    p.pgx()
+        .env("DATABASE_URL", &url)
+        .args(["migrate", "up"])
+        .ok();
+    assert_eq!(
+        db.scalar(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'audit.log'::regclass"
+        ),
+        Some(migrator.name.clone())
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_event_trigger")
+            .as_deref(),
+        Some("0")
+    );
+
+    as_role(
+        &db,
+        &app,
+        "SET app.user_id = 3; INSERT INTO t VALUES (1, 'a'); UPDATE t SET v = 'b'",
+    )
+    .unwrap();
+    assert_eq!(
+        db.column("SELECT operation || ' ' || actor || ' ' || db_role FROM audit.log ORDER BY id"),
+        [
+            format!("INSERT 3 {}", app.name),
+            format!("UPDATE 3 {}", app.name)
+        ]
+    );
+    for sql in [
+        "UPDATE audit.log SET actor = 1",
+        "DELETE FROM audit.log",
+        "TRUNCATE audit.log",
+    ] {
+        let err = as_role(&db, &migrator, sql).unwrap_err();
+        assert!(err.contains("append-only"), "owner: {sql}: {err}");
+    }
+
+    // Without the event trigger, partitions created later could not be audited: refused.
+    p.pgx().args(["new", "audit", "parts"]).ok();
+    p.pgx()
+        .env("DATABASE_URL", &url)
+        .args(["migrate", "up"])
+        .fails()
+        .stderr_has("parts is partitioned");
+}
