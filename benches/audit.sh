@@ -67,8 +67,9 @@ $$;
 CREATE TRIGGER per_row_audit AFTER INSERT ON per_row FOR EACH ROW EXECUTE FUNCTION per_row_audit();
 SQL
 
-# Milliseconds one statement takes, measured by the server around the statement (AFTER
-# STATEMENT triggers run inside it). Each run starts from an empty table and an empty log.
+# Milliseconds one statement takes, measured in the session around it (AFTER STATEMENT
+# triggers run inside the statement). Each run starts from an empty table, right after a
+# checkpoint, so both sides pay the same full-page writes.
 time_ms() {
     local table=$1 statement=$2
     psql_db -At <<SQL | tail -n 1
