@@ -948,3 +948,56 @@ fn a_non_superuser_migrator_owns_the_log_but_cannot_rewrite_it() {
         .fails()
         .stderr_has("parts is partitioned");
 }
+
+#[test]
+fn a_dump_restores_into_a_working_audit_trail() {
+    let db = TestDb::new();
+    let setup = "CREATE TABLE ev (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+                 CREATE TABLE ev_eu PARTITION OF ev FOR VALUES IN ('eu');
+                 CREATE TABLE secrets (id int PRIMARY KEY, token text, note text)";
+    let _p = audited(
+        &db,
+        setup,
+        &[("ev", &[]), ("secrets", &["--set", "exclude=token"])],
+    );
+    db.exec("INSERT INTO ev VALUES (1, 'eu'); INSERT INTO secrets VALUES (1, 'tok', 'a')");
+
+    let copy = TestDb::new();
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--format=custom", "--dbname", &db.url])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let mut restore = std::process::Command::new("pg_restore")
+        .args(["--exit-on-error", "--dbname", &copy.url])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pg_restore runs");
+    std::io::Write::write_all(&mut restore.stdin.take().unwrap(), &dump.stdout).unwrap();
+    let restored = restore.wait_with_output().unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+
+    // History, registrations (by table, not oid) and triggers come back, and keep working.
+    copy.exec(
+        "UPDATE secrets SET token = 'other', note = 'b';
+         CREATE TABLE ev_us PARTITION OF ev FOR VALUES IN ('us');
+         INSERT INTO ev_us VALUES (2, 'us');",
+    );
+    assert_eq!(
+        copy.column("SELECT operation || ' ' || table_name || ' ' || coalesce(changed_columns::text, '-') FROM audit.log ORDER BY id"),
+        ["INSERT ev -", "INSERT secrets -", "UPDATE secrets {note}", "INSERT ev -"]
+    );
+    assert_eq!(
+        copy.column("SELECT operation FROM audit.history('secrets', '{\"id\": 1}')"),
+        ["INSERT", "UPDATE"]
+    );
+}
