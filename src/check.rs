@@ -265,6 +265,32 @@ async fn runner(conn: &mut PgConnection) -> Result<Runner<'_>> {
     Runner::new(conn, Scope::default(), LOCK_TIMEOUT).await
 }
 
+/// The marker a down migration writes to say it leaves a schema in place on purpose (an audit
+/// trail's log, say: dropping recorded history must never be silent).
+const KEEPS_SCHEMA: &str = "-- pgx check: keeps schema ";
+
+/// The schemas `sql` declares it keeps, as quoted identifiers (the form snapshot keys use).
+fn kept_schemas(sql: &str) -> Vec<String> {
+    sql.lines()
+        .filter_map(|l| l.strip_prefix(KEEPS_SCHEMA))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Drops differences about objects inside the kept schemas (and the schemas themselves).
+fn outside_kept(differences: Vec<Difference>, kept: &[String]) -> Vec<Difference> {
+    differences
+        .into_iter()
+        .filter(|d| {
+            let name = d.object.split_once(' ').map_or("", |(_, n)| n);
+            !kept
+                .iter()
+                .any(|k| name == k || name.starts_with(&format!("{k}.")))
+        })
+        .collect()
+}
+
 async fn walk(
     conn: &mut PgConnection,
     migrations: &[Migration],
@@ -294,8 +320,21 @@ async fn walk(
         migrations.len()
     ));
 
+    let mut kept: Vec<String> = Vec::new();
     for (i, m) in migrations.iter().enumerate().rev() {
         let down_path = m.down.as_ref().map(|d| d.path.as_path());
+        for schema in m
+            .down
+            .as_ref()
+            .map(|d| kept_schemas(&d.sql))
+            .unwrap_or_default()
+        {
+            report.passed.push(format!(
+                "migration {} ({}) keeps schema {schema} on purpose (its down says so)",
+                m.version, m.description
+            ));
+            kept.push(schema);
+        }
         let reverted = runner(conn)
             .await?
             .down(migrations, dir, Down::Steps(1))
@@ -309,7 +348,7 @@ async fn walk(
             ));
             return Ok(());
         }
-        let differences = expected[i].diff(&Snapshot::take(conn).await?);
+        let differences = outside_kept(expected[i].diff(&Snapshot::take(conn).await?), &kept);
         if !differences.is_empty() {
             let mut p = Problem::migration(
                 "down",
@@ -340,7 +379,7 @@ async fn walk(
             ));
             return Ok(());
         }
-        let differences = expected[i + 1].diff(&Snapshot::take(conn).await?);
+        let differences = outside_kept(expected[i + 1].diff(&Snapshot::take(conn).await?), &kept);
         if !differences.is_empty() {
             let mut p = Problem::migration(
                 "reapply",
@@ -536,5 +575,35 @@ mod tests {
         has("share a version but not a description");
         has("seed.sql is not named VERSION_DESCRIPTION");
         has("`v1` is not an integer version");
+    }
+
+    #[test]
+    fn a_down_may_keep_only_the_schemas_it_names() {
+        let sql = "-- pgx check: keeps schema audit\n-- pgx check: keeps schema \"Audit Log\"\nDROP TRIGGER t ON x;";
+        let kept = kept_schemas(sql);
+        assert_eq!(kept, ["audit", "\"Audit Log\""]);
+        let d = |object: &str| Difference {
+            object: object.into(),
+            before: None,
+            after: Some(String::new()),
+        };
+        let left = outside_kept(
+            vec![
+                d("schema audit"),
+                d("relation audit.log"),
+                d("column \"Audit Log\".log.id"),
+                d("relation auditing.log"),
+                d("trigger public.orders.audit_insert"),
+            ],
+            &kept,
+        );
+        let names: Vec<&str> = left.iter().map(|d| d.object.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "relation auditing.log",
+                "trigger public.orders.audit_insert"
+            ]
+        );
     }
 }

@@ -206,7 +206,12 @@ pub const NEWER_SERVER_KEYWORDS: &[&str] = &[
 pub enum IdentError {
     Empty,
     Nul,
-    TooLong { bytes: usize },
+    /// A newline or another control character: legal in a quoted identifier, but it would end
+    /// the `--` comments templates and headers write names into.
+    Control,
+    TooLong {
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for IdentError {
@@ -214,6 +219,9 @@ impl fmt::Display for IdentError {
         match self {
             IdentError::Empty => f.write_str("names cannot be empty"),
             IdentError::Nul => f.write_str("names cannot contain a NUL character"),
+            IdentError::Control => {
+                f.write_str("names cannot contain newlines or other control characters")
+            }
             IdentError::TooLong { bytes } => write!(
                 f,
                 "it is {bytes} bytes long and PostgreSQL would silently truncate it to {MAX_IDENT_BYTES}"
@@ -230,6 +238,8 @@ pub fn check_ident(name: &str) -> Result<(), IdentError> {
         Err(IdentError::Empty)
     } else if name.contains('\0') {
         Err(IdentError::Nul)
+    } else if name.chars().any(char::is_control) {
+        Err(IdentError::Control)
     } else if name.len() > MAX_IDENT_BYTES {
         Err(IdentError::TooLong { bytes: name.len() })
     } else {
@@ -669,6 +679,8 @@ mod tests {
     fn quote_ident_rejects_what_postgres_would_mangle() {
         assert_eq!(quote_ident(""), Err(IdentError::Empty));
         assert_eq!(quote_ident("a\0b"), Err(IdentError::Nul));
+        assert_eq!(quote_ident("a\nDROP TABLE x; --"), Err(IdentError::Control));
+        assert_eq!(quote_ident("a\rb"), Err(IdentError::Control));
         let long = "a".repeat(64);
         assert_eq!(quote_ident(&long), Err(IdentError::TooLong { bytes: 64 }));
         assert!(quote_ident(&"a".repeat(63)).is_ok());

@@ -145,6 +145,10 @@ fn every_builtin_pattern_passes_check() {
         .iter()
         .filter(|p| p["origin"]["kind"] == "built-in")
         .map(|p| p["name"].as_str().unwrap().to_string())
+        // Removing the audit infrastructure only applies on top of an audit trail that audits
+        // no table any more, a history `pgx check` cannot start from zero by design; its up
+        // and down are proved in audit::uninstall_is_refused_while_a_table_is_audited_then_removes_everything.
+        .filter(|name| name != "audit_uninstall")
         .collect();
     assert!(builtin.contains(&"timestamps".to_string()), "{builtin:?}");
     for name in builtin {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod catalog_snapshot;
 mod check;
 mod cli;
