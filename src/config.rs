@@ -228,7 +228,7 @@ impl DbUrl {
         let mut url = url::Url::parse(&self.raw).map_err(|e| Error::DatabaseUrl {
             reason: e.to_string(),
         })?;
-        url.set_path(&format!("/{}", utf8_percent(db)));
+        url.set_path(&format!("/{}", percent_encode(db)));
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .filter(|(k, _)| k != "dbname")
@@ -270,7 +270,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn utf8_percent(s: &str) -> String {
+/// Percent-encodes everything but URL-unreserved characters (for a URL's host or path part).
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -770,21 +770,9 @@ pub fn command(project: &Project, cmd: &cli::Dev) -> Result<()> {
 pub fn socket_url(dir: &Path, port: u16, database: &str) -> DbUrl {
     DbUrl::new(format!(
         "postgres://{SUPERUSER}@{}:{port}/{}",
-        percent(&dir.to_string_lossy()),
-        percent(database)
+        crate::config::percent_encode(&dir.to_string_lossy()),
+        crate::config::percent_encode(database)
     ))
-}
-
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn socket_path_fits(dir: &Path) -> bool {
