@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::support::{Project, Run, try_rows};
 
 fn running_as_root() -> bool {
-    pgx::dev::effective_uid() == 0
+    pgx::db::dev::effective_uid() == 0
 }
 
 /// A project whose cluster is stopped and deleted when the test ends.

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::support::{Project, TestDb, block_on};
-use pgx::migration;
-use pgx::runner::{Runner, Scope};
+use pgx::migrate::files as migration;
+use pgx::migrate::{Runner, Scope};
 use sqlx::Connection;
 
 fn status(p: &Project, db: &TestDb) -> serde_json::Value {
@@ -321,7 +321,7 @@ fn lock_timeout_gives_up_clearly_while_another_migrator_holds_the_lock() {
     p.add("a", "CREATE TABLE a (id int);", "DROP TABLE a;");
     block_on(async {
         let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        let key = pgx::runner::sqlx_lock_id(&db.name);
+        let key = pgx::migrate::history::sqlx_lock_id(&db.name);
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(key)
             .execute(&mut holder)

@@ -44,7 +44,7 @@ fn ci_runs_the_readme_test_command_and_main_job() {
 #[test]
 fn readme_lists_only_shipped_patterns() {
     let readme = read("README.md");
-    let catalog = pgx::catalog::Catalog::builtin().unwrap();
+    let catalog = pgx::pattern::Catalog::builtin().unwrap();
     let section = &readme[readme.find("## Patterns that work today").unwrap()..];
     let section = &section[..section[3..].find("\n## ").unwrap()];
     for line in section.lines().filter(|l| l.starts_with("| `")) {

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use pgx::catalog::Catalog;
-use pgx::render::{Renderer, render_pattern};
+use pgx::pattern::Catalog;
+use pgx::pattern::{Renderer, render_pattern};
 
 /// Renders `pattern` for `table` with `sets` and compares both halves with `case`'s files.
 pub fn check(case: &str, pattern: &str, schema: &str, table: Option<&str>, sets: &[(&str, &str)]) {

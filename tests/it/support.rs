@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pgx::snapshot::Snapshot;
+use pgx::db::snapshot::Snapshot;
 use sqlx::{Connection, Row};
 
 /// The server tests create their databases on. `PGX_TEST_ADMIN_URL` wins, then `DATABASE_URL`;
@@ -31,7 +31,8 @@ pub fn admin_url() -> String {
 /// `pgx --dir target/tmp/pgx-test dev stop` stops it.
 fn shared_dev_cluster() -> String {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgx-test");
-    let started = pgx::dev::Cluster::for_project(&dir).and_then(|c| c.ensure_running().map(|_| c));
+    let started =
+        pgx::db::dev::Cluster::for_project(&dir).and_then(|c| c.ensure_running().map(|_| c));
     match started {
         Ok(cluster) => cluster.url().expose().to_string(),
         Err(e) => panic!(
@@ -42,7 +43,7 @@ fn shared_dev_cluster() -> String {
 }
 
 fn with_database(url: &str, db: &str) -> String {
-    pgx::config::DbUrl::new(url)
+    pgx::db::url::DbUrl::new(url)
         .with_database(db)
         .expect("admin URL parses")
         .expose()
@@ -175,7 +176,7 @@ fn admin_exec(admin: &str, sql: &str) {
     if let Err(e) = try_rows(admin, sql) {
         panic!(
             "admin SQL failed on {}: {e}\n{sql}",
-            pgx::config::DbUrl::new(admin)
+            pgx::db::url::DbUrl::new(admin)
         );
     }
 }

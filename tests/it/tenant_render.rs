@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use pgx::catalog::Catalog;
-use pgx::render::{Renderer, render_pattern};
+use pgx::pattern::Catalog;
+use pgx::pattern::{Renderer, render_pattern};
 
 use crate::support::Project;
 
-fn render(table: &str, sets: &[(&str, &str)]) -> pgx::render::Rendered {
+fn render(table: &str, sets: &[(&str, &str)]) -> pgx::pattern::Rendered {
     let catalog = Catalog::builtin().unwrap();
     let pattern = catalog.get("tenant").unwrap();
     let sets: Vec<(String, String)> = sets
@@ -53,7 +53,7 @@ fn snapshot(name: &str, text: &str) {
     }
 }
 
-fn check(name: &str, table: &str, sets: &[(&str, &str)]) -> pgx::render::Rendered {
+fn check(name: &str, table: &str, sets: &[(&str, &str)]) -> pgx::pattern::Rendered {
     let r = render(table, sets);
     snapshot(&format!("{name}.up.sql"), &r.up);
     snapshot(&format!("{name}.down.sql"), &r.down);

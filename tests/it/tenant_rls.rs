@@ -33,9 +33,9 @@ fn column_as(db: &TestDb, role: &TestRole, sql: &str) -> Vec<String> {
 /// out a table's ACL, revoking it again leaves the owner's default privileges written out
 /// (`{owner=arwdDxt/owner}`) instead of the implicit NULL, which grants exactly the same.
 fn restored(
-    before: &pgx::snapshot::Snapshot,
-    after: &pgx::snapshot::Snapshot,
-) -> Vec<pgx::snapshot::Difference> {
+    before: &pgx::db::snapshot::Snapshot,
+    after: &pgx::db::snapshot::Snapshot,
+) -> Vec<pgx::db::snapshot::Difference> {
     before
         .diff(after)
         .into_iter()

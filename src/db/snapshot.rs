@@ -165,21 +165,48 @@ pub struct Difference {
     pub after: Option<String>,
 }
 
+/// One readable line per object: what is left over, missing, or differs (showing only the
+/// part of the two definitions that changed).
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.before, &self.after) {
             (None, Some(_)) => write!(f, "{} is left over", self.object),
             (Some(_), None) => write!(f, "{} is missing", self.object),
-            (Some(b), Some(a)) => write!(
-                f,
-                "{} differs: was {}, now {}",
-                self.object,
-                crate::error::one_line(b),
-                crate::error::one_line(a)
-            ),
+            (Some(b), Some(a)) => {
+                let (b, a) = changed_part(b, a);
+                write!(f, "{} differs: should be «{b}», is «{a}»", self.object)
+            }
             (None, None) => write!(f, "{}", self.object),
         }
     }
+}
+
+/// Words of `before` and `after` without what they share at both ends, with a little context:
+/// a function body or a relation's column list then reads as the part that changed.
+fn changed_part(before: &str, after: &str) -> (String, String) {
+    const CONTEXT: usize = 2;
+    let b: Vec<&str> = before.split_whitespace().collect();
+    let a: Vec<&str> = after.split_whitespace().collect();
+    let prefix = b.iter().zip(&a).take_while(|(x, y)| x == y).count();
+    let max_suffix = b.len().min(a.len()) - prefix;
+    let suffix = b
+        .iter()
+        .rev()
+        .zip(a.iter().rev())
+        .take(max_suffix)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let show = |words: &[&str]| {
+        let start = prefix.saturating_sub(CONTEXT);
+        let end = (words.len() - suffix + CONTEXT).min(words.len());
+        format!(
+            "{}{}{}",
+            if start > 0 { "… " } else { "" },
+            words[start..end].join(" "),
+            if end < words.len() { " …" } else { "" }
+        )
+    };
+    (show(&b), show(&a))
 }
 
 impl Snapshot {
@@ -221,5 +248,27 @@ impl Snapshot {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differing_definitions_show_the_part_that_changed() {
+        let (b, a) = changed_part(
+            "kind r owner me acl - persistence p columns (id, item)",
+            "kind r owner me acl - persistence p columns (id, item, note)",
+        );
+        assert_eq!(b, "… columns (id, item)");
+        assert_eq!(a, "… columns (id, item, note)");
+        let (b, a) = changed_part("text not null default ''::text", "text");
+        assert_eq!(
+            (b.as_str(), a.as_str()),
+            ("text not null default ''::text", "text")
+        );
+        let (b, a) = changed_part("a b c", "a b c d");
+        assert_eq!((b.as_str(), a.as_str()), ("… b c", "… b c d"));
     }
 }

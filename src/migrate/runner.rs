@@ -9,75 +9,18 @@
 //!   CONCURRENTLY`), each sent on its own, as PostgreSQL requires;
 //! - dry runs print the exact script that would run and change nothing.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Executor, Row};
 
+use super::files::{Migration, MigrationFile};
+use super::history::{Applied, StatusEntry, TABLE_DDL, sqlx_lock_id, status_of};
+use super::plan::{Down, check_target, hex, plan_down, plan_up, quote_text, script_entry};
 use crate::error::{Error, Result, describe_db_error, one_line};
-use crate::migration::{Migration, MigrationFile};
 use crate::sql;
-
-/// The history table, created unqualified (in the first schema of `search_path`) as sqlx does.
-const TABLE_DDL: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
-    version BIGINT PRIMARY KEY,
-    description TEXT NOT NULL,
-    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
-    success BOOLEAN NOT NULL,
-    checksum BYTEA NOT NULL,
-    execution_time BIGINT NOT NULL
-)";
-
-/// One row of `_sqlx_migrations`.
-#[derive(Debug, Clone)]
-pub struct Applied {
-    pub version: i64,
-    pub description: String,
-    pub installed_on: DateTime<Utc>,
-    pub success: bool,
-    pub checksum: Vec<u8>,
-    pub execution_time: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Applied,
-    Pending,
-    Modified,
-    FileMissing,
-    Failed,
-}
-
-impl State {
-    pub fn label(self) -> &'static str {
-        match self {
-            State::Applied => "applied",
-            State::Pending => "pending",
-            State::Modified => "modified",
-            State::FileMissing => "file missing",
-            State::Failed => "failed",
-        }
-    }
-}
-
-/// One line of `pgx migrate status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusEntry {
-    pub version: i64,
-    pub description: String,
-    pub state: State,
-    pub installed_on: Option<DateTime<Utc>>,
-    /// Milliseconds, as recorded (sqlx stores nanoseconds).
-    pub execution_time_ms: Option<f64>,
-    pub file: Option<String>,
-    pub reversible: bool,
-}
 
 /// Where migrations run: the connection's default schema, or a tenant schema with its own
 /// history table and its own lock.
@@ -98,12 +41,6 @@ pub struct Runner<'c> {
     lock_timeout: Duration,
     lock_key: i64,
     locked: bool,
-}
-
-/// sqlx's lock id for a database, so pgx and sqlx-cli never migrate one database at once.
-pub fn sqlx_lock_id(database: &str) -> i64 {
-    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-    0x3d32_ad9e * i64::from(CRC.checksum(database.as_bytes()))
 }
 
 impl<'c> Runner<'c> {
@@ -526,189 +463,4 @@ fn describe_with_context(err: &sqlx::Error) -> String {
         let _ = write!(text, "; context: {}", one_line(w));
     }
     text
-}
-
-fn script_entry(out: &mut String, file: &MigrationFile, record: &str) {
-    let _ = write!(out, "\n-- {}\n", file.path.display());
-    let body = file.sql.trim_end();
-    if file.no_transaction {
-        let _ = write!(out, "{body}\n{record}\n");
-    } else {
-        let _ = write!(out, "BEGIN;\n{body}\n{record}\nCOMMIT;\n");
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn quote_text(text: &str) -> String {
-    // Descriptions come from file names, which cannot hold NUL.
-    sql::quote_literal(text).unwrap_or_else(|_| "''".to_string())
-}
-
-/// How far `down` goes.
-#[derive(Debug, Clone, Copy)]
-pub enum Down {
-    Steps(usize),
-    /// Revert every applied migration newer than this version (0: all of them).
-    Target(i64),
-}
-
-fn check_target(migrations: &[Migration], dir: &Path, target: Option<i64>) -> Result<()> {
-    match target {
-        Some(v) if !migrations.iter().any(|m| m.version == v) => Err(Error::UnknownVersion {
-            version: v,
-            dir: dir.display().to_string(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Refuses to go on from a history that does not match the files: a failed row, a file that
-/// changed since it ran, or a row whose file is gone.
-fn validate<'m>(
-    migrations: &'m [Migration],
-    applied: &[Applied],
-    dir: &Path,
-    ignore_missing: bool,
-) -> Result<BTreeMap<i64, &'m Migration>> {
-    let by_version: BTreeMap<i64, &Migration> = migrations.iter().map(|m| (m.version, m)).collect();
-    for a in applied {
-        if !a.success {
-            return Err(Error::Dirty {
-                version: a.version,
-                description: a.description.clone(),
-            });
-        }
-        match by_version.get(&a.version) {
-            None if ignore_missing => {}
-            None => {
-                return Err(Error::Missing {
-                    version: a.version,
-                    description: a.description.clone(),
-                    dir: dir.display().to_string(),
-                });
-            }
-            Some(m) if m.up.checksum != a.checksum => {
-                return Err(Error::Modified {
-                    version: a.version,
-                    file: m.up.path.display().to_string(),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(by_version)
-}
-
-fn plan_up<'m>(
-    migrations: &'m [Migration],
-    applied: &[Applied],
-    dir: &Path,
-    target: Option<i64>,
-    ignore_missing: bool,
-) -> Result<Vec<&'m Migration>> {
-    validate(migrations, applied, dir, ignore_missing)?;
-    let done: std::collections::BTreeSet<i64> = applied.iter().map(|a| a.version).collect();
-    Ok(migrations
-        .iter()
-        .filter(|m| !done.contains(&m.version))
-        .filter(|m| target.is_none_or(|t| m.version <= t))
-        .collect())
-}
-
-fn plan_down<'m>(
-    migrations: &'m [Migration],
-    applied: &[Applied],
-    dir: &Path,
-    how: Down,
-) -> Result<Vec<(&'m Migration, &'m MigrationFile)>> {
-    let by_version = validate(migrations, applied, dir, false)?;
-    let newest_first = applied.iter().rev();
-    let chosen: Vec<&Applied> = match how {
-        Down::Steps(n) => newest_first.take(n).collect(),
-        Down::Target(t) => {
-            if t != 0 && !by_version.contains_key(&t) {
-                return Err(Error::UnknownVersion {
-                    version: t,
-                    dir: dir.display().to_string(),
-                });
-            }
-            newest_first.filter(|a| a.version > t).collect()
-        }
-    };
-    chosen
-        .into_iter()
-        .map(|a| {
-            let m = by_version[&a.version];
-            let down = m.down.as_ref().ok_or_else(|| Error::NoDownMigration {
-                version: m.version,
-                expected: m
-                    .up
-                    .path
-                    .with_file_name(
-                        m.up.path
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .map(|n| n.replace(".up.sql", ".down.sql"))
-                            .unwrap_or_default(),
-                    )
-                    .display()
-                    .to_string(),
-            })?;
-            Ok((m, down))
-        })
-        .collect()
-}
-
-/// Merges files and history into status lines, ordered by version.
-pub fn status_of(migrations: &[Migration], applied: &[Applied]) -> Vec<StatusEntry> {
-    let mut out: BTreeMap<i64, StatusEntry> = BTreeMap::new();
-    for m in migrations {
-        out.insert(
-            m.version,
-            StatusEntry {
-                version: m.version,
-                description: m.description.clone(),
-                state: State::Pending,
-                installed_on: None,
-                execution_time_ms: None,
-                file: Some(m.up.path.display().to_string()),
-                reversible: m.down.is_some(),
-            },
-        );
-    }
-    for a in applied {
-        let checksum = migrations
-            .iter()
-            .find(|m| m.version == a.version)
-            .map(|m| m.up.checksum.as_slice());
-        let state = match (a.success, checksum) {
-            (false, _) => State::Failed,
-            (true, None) => State::FileMissing,
-            (true, Some(c)) if c == a.checksum.as_slice() => State::Applied,
-            (true, Some(_)) => State::Modified,
-        };
-        let entry = out.entry(a.version).or_insert_with(|| StatusEntry {
-            version: a.version,
-            description: a.description.clone(),
-            state,
-            installed_on: None,
-            execution_time_ms: None,
-            file: None,
-            reversible: false,
-        });
-        entry.state = state;
-        entry.installed_on = Some(a.installed_on);
-        #[allow(clippy::cast_precision_loss)]
-        {
-            entry.execution_time_ms =
-                (a.execution_time >= 0).then(|| a.execution_time as f64 / 1e6);
-        }
-    }
-    out.into_values().collect()
 }

@@ -1,4 +1,11 @@
-//! Connecting to PostgreSQL, with errors that name the server but never the password.
+//! The database layer: finding the database (a configured URL, else the project's dev cluster),
+//! connecting with errors that name the server but never the password, and catalog snapshots.
+//!
+//! Uses `project`, `sql` and `error`; never `pattern`, `migrate` or `commands`.
+
+pub mod dev;
+pub mod snapshot;
+pub mod url;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -6,8 +13,53 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Executor};
 
-use crate::config::DbUrl;
+use self::dev::{Cluster, Started};
+use self::url::DbUrl;
 use crate::error::{Error, Result, describe_db_error, one_line};
+use crate::project::Project;
+
+/// Where a command's database is.
+#[derive(Debug, Clone)]
+pub enum Located {
+    /// A URL from the flag, the environment, `.env` or the variable `pgx.yaml` names.
+    Configured(DbUrl),
+    /// No URL is configured: the project's own cluster, which this call started if needed.
+    Dev {
+        url: DbUrl,
+        /// The cluster's folder, as the user would type it.
+        cluster: String,
+        started: Started,
+    },
+}
+
+impl Located {
+    pub fn url(&self) -> &DbUrl {
+        match self {
+            Located::Configured(url) | Located::Dev { url, .. } => url,
+        }
+    }
+}
+
+/// The database a command talks to: the configured one, else the project's dev cluster
+/// (created and started as needed).
+///
+/// Without a configured URL the project's own cluster is used, unless `PGX_DEV=off`: a deploy
+/// job that lost its URL must fail, not migrate a throwaway local cluster and report success.
+pub fn locate(project: &Project, flag: Option<&str>) -> Result<Located> {
+    if let Some(url) = url::configured(project, flag) {
+        return Ok(Located::Configured(url));
+    }
+    if std::env::var("PGX_DEV").is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
+        return url::require(project, None).map(Located::Configured);
+    }
+    let cluster = Cluster::for_project(&project.root)?;
+    let started = cluster.ensure_running()?;
+    Ok(Located::Dev {
+        url: cluster.url(),
+        cluster: cluster.describe(),
+        started,
+    })
+}
 
 /// How long to wait for a server that does not answer (a dropped packet, a wrong host) before
 /// saying so, instead of hanging a deploy script for the kernel's TCP timeout.

@@ -1,0 +1,97 @@
+//! `pgx check`: runs the check and prints its report.
+
+use std::fmt::Write as _;
+
+use crate::cli::CheckArgs;
+use crate::error::{Error, Result, one_line};
+use crate::migrate::check::{Problem, Report, check};
+use crate::output;
+use crate::project::Project;
+
+fn subject(p: &Problem) -> String {
+    match (p.version, &p.description) {
+        (Some(v), Some(d)) => format!("migration {v} ({d})"),
+        _ => p.file.clone().unwrap_or_default(),
+    }
+}
+
+fn human(report: &Report) -> String {
+    let mut text = format!(
+        "pgx check: {} ({} migration{})\n",
+        report.migrations_dir,
+        report.migrations,
+        if report.migrations == 1 { "" } else { "s" }
+    );
+    for line in &report.passed {
+        let _ = writeln!(text, "  ok    {line}");
+    }
+    for p in &report.problems {
+        let _ = match p.kind {
+            "file" => writeln!(text, "  FAIL  {}", p.message),
+            _ => writeln!(text, "  FAIL  {}: {}", subject(p), p.message),
+        };
+        if let (Some(file), false) = (&p.file, p.kind == "file") {
+            let _ = writeln!(text, "          file: {file}");
+        }
+        for d in &p.differences {
+            let _ = writeln!(text, "          {}", one_line(&d.to_string()));
+        }
+    }
+    if report.problems.iter().all(|p| p.kind == "file") && !report.problems.is_empty() {
+        text.push_str("  (database checks skipped until the files are fixed)\n");
+    }
+    if let (Some(db), Some(server)) = (&report.scratch_database, &report.server) {
+        let _ = writeln!(text, "scratch database {db} on {server}: dropped");
+    }
+    text
+}
+
+/// The one-line error for a failed check.
+fn failure(report: &Report) -> Error {
+    let first = &report.problems[0];
+    let message = if first.kind == "file" {
+        format!(
+            "{} problem{} with migration files, first: {}",
+            report.problems.len(),
+            if report.problems.len() == 1 { "" } else { "s" },
+            first.message
+        )
+    } else {
+        const SHOWN: usize = 5;
+        let mut m = format!("{}: {}", subject(first), first.message);
+        if !first.differences.is_empty() {
+            let listed: Vec<String> = first
+                .differences
+                .iter()
+                .take(SHOWN)
+                .map(ToString::to_string)
+                .collect();
+            let _ = write!(m, ": {}", listed.join("; "));
+            if first.differences.len() > SHOWN {
+                let _ = write!(m, " (and {} more)", first.differences.len() - SHOWN);
+            }
+        }
+        m
+    };
+    Error::CheckFailed {
+        message: one_line(&message),
+    }
+}
+
+/// `pgx check`
+pub async fn run(project: &Project, args: &CheckArgs) -> Result<()> {
+    let report = check(&project.migrations_dir(), || {
+        super::database_url(project, &args.db)
+    })
+    .await?;
+    if args.json {
+        output::json(&report)?;
+    } else {
+        output::out(&human(&report))?;
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(failure(&report))
+    }
+}

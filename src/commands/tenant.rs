@@ -1,0 +1,129 @@
+//! `pgx tenant add|list|drop` and `pgx migrate up --tenants`: schema per tenant.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::cli::{self, DbArgs};
+use crate::error::{Error, Result};
+use crate::migrate::{Migration, Outcome, files, tenants};
+use crate::output;
+use crate::project::Project;
+
+/// Prints each migration applied in a tenant schema, when asked to.
+fn reporter(verbose: bool) -> impl Fn(&str, &Outcome) {
+    move |schema, outcome| {
+        if verbose {
+            for (version, description, took) in &outcome.versions {
+                eprintln!(
+                    "{schema}: applied {version} {description} ({:.1} ms)",
+                    took.as_secs_f64() * 1e3
+                );
+            }
+        }
+    }
+}
+
+fn tenant_migrations(project: &Project) -> Result<(std::path::PathBuf, Vec<Migration>)> {
+    let dir = project.tenant_migrations_dir();
+    let migrations = files::scan(&dir)?;
+    Ok((dir, migrations))
+}
+
+pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
+    let prefix = &project.config.tenant_schema_prefix;
+    match command {
+        cli::Tenant::Add {
+            names,
+            db,
+            lock,
+            verbose,
+        } => {
+            // Refuse bad names before touching any database.
+            let schemas = tenants::named(prefix, &names)?;
+            let (dir, migrations) = tenant_migrations(project)?;
+            let url = super::database_url(project, &db)?;
+            let set = tenants::Set {
+                dir: &dir,
+                migrations: &migrations,
+            };
+            tenants::add(&url, &schemas, set, lock.lock_timeout, &reporter(verbose)).await
+        }
+        cli::Tenant::List { db, json } => {
+            tenants::check_prefix(prefix)?;
+            let (_, migrations) = tenant_migrations(project)?;
+            let url = super::database_url(project, &db)?;
+            let listed = tenants::list(&url, prefix, &migrations).await?;
+            if json {
+                return output::json(&json!({ "tenants": listed }));
+            }
+            if listed.is_empty() {
+                return output::out("no tenants\n");
+            }
+            let rows: Vec<[String; 6]> = listed
+                .into_iter()
+                .map(|l| {
+                    [
+                        l.tenant,
+                        l.schema,
+                        l.applied.to_string(),
+                        l.pending.to_string(),
+                        l.latest.map(|v| v.to_string()).unwrap_or_default(),
+                        l.state,
+                    ]
+                })
+                .collect();
+            output::out(&output::table(
+                &["TENANT", "SCHEMA", "APPLIED", "PENDING", "LATEST", "STATE"],
+                &rows,
+            ))
+        }
+        cli::Tenant::Drop {
+            name,
+            yes,
+            db,
+            lock,
+        } => drop(project, &name, yes, &db, lock.lock_timeout).await,
+    }
+}
+
+async fn drop(
+    project: &Project,
+    name: &str,
+    yes: bool,
+    db: &DbArgs,
+    lock_timeout: Duration,
+) -> Result<()> {
+    let prefix = &project.config.tenant_schema_prefix;
+    let schema = tenants::schema_name(prefix, name)?;
+    if !yes {
+        return Err(Error::Usage(format!(
+            "refusing to drop tenant {name:?} (schema {schema:?} and all its data) without --yes"
+        )));
+    }
+    let url = super::database_url(project, db)?;
+    tenants::drop_tenant(&url, prefix, name, lock_timeout).await
+}
+
+/// `pgx migrate up --tenants`.
+pub async fn migrate_up(
+    project: &Project,
+    db: &DbArgs,
+    options: &tenants::UpOptions,
+    dry_run: bool,
+    verbose: bool,
+) -> Result<()> {
+    let prefix = &project.config.tenant_schema_prefix;
+    tenants::check_prefix(prefix)?;
+    let (dir, migrations) = tenant_migrations(project)?;
+    let set = tenants::Set {
+        dir: &dir,
+        migrations: &migrations,
+    };
+    tenants::check_target(set, options.target)?;
+    let url = super::database_url(project, db)?;
+    if dry_run {
+        return output::out(&tenants::up_script(&url, prefix, set, options).await?);
+    }
+    tenants::migrate_up(&url, prefix, set, options, &reporter(verbose)).await
+}

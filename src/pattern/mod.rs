@@ -1,0 +1,15 @@
+//! The pattern engine: the catalog of patterns (built-in and the project's own), their specs and
+//! parameters, and rendering them into migration SQL through Tera with pgx's quoting filters.
+//!
+//! Uses `project` (where a project keeps its own patterns), `sql`, `yaml` and `error`; never a
+//! database, never `commands`.
+
+pub mod catalog;
+pub mod filters;
+pub mod params;
+pub mod render;
+pub mod spec;
+
+pub use catalog::{Catalog, Origin, Sources};
+pub use render::{Rendered, Renderer, render_pattern, render_pattern_in};
+pub use spec::{Param, Pattern, Resolved, Target};
