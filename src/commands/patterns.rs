@@ -83,7 +83,10 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
                 "doc": param.doc,
             })).collect::<Vec<_>>(),
             "example": rendered.as_ref().map(|r| json!({
-                "command": command, "up": r.up, "down": r.down, "no_transaction": r.no_transaction,
+                "command": command, "up": r.up(), "down": r.down(), "no_transaction": r.no_transaction(),
+                "steps": r.steps.iter().map(|s| json!({
+                    "name": s.name, "up": s.up, "down": s.down, "no_transaction": s.no_transaction,
+                })).collect::<Vec<_>>(),
                 "setup": p.example.as_ref().and_then(|e| e.setup.as_ref()),
             })),
         }));
@@ -122,7 +125,17 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
                 text.push_str(&format!("  {line}\n"));
             }
         }
-        text.push_str(&format!("\n-- up\n{}\n-- down\n{}", r.up, r.down));
+        for step in &r.steps {
+            let label = step
+                .name
+                .as_ref()
+                .map(|n| format!(" (step {n})"))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "\n-- up{label}\n{}\n-- down{label}\n{}",
+                step.up, step.down
+            ));
+        }
     }
     output::out(&text)
 }

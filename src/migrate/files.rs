@@ -214,7 +214,7 @@ pub fn max_version(dir: &Path) -> Result<Option<i64>> {
     Ok(max)
 }
 
-/// The two paths written by [`write_pair`].
+/// The two paths written for one migration.
 #[derive(Debug, Clone)]
 pub struct Written {
     pub version: i64,
@@ -222,12 +222,34 @@ pub struct Written {
     pub down: PathBuf,
 }
 
+/// One migration to write: its description and both halves.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPair<'a> {
+    pub description: &'a str,
+    pub up: &'a str,
+    pub down: &'a str,
+}
+
 /// Writes `<version>_<description>.up.sql` and `.down.sql` into `dir`.
-///
-/// Both files are written to hidden temporary files first and then linked into place without
-/// overwriting, so a failure leaves neither file behind, an existing file is never replaced, and
-/// a concurrent `pgx new` that took the same version makes this one move to the next.
 pub fn write_pair(dir: &Path, description: &str, up: &str, down: &str) -> Result<Written> {
+    let mut written = write_set(
+        dir,
+        &[NewPair {
+            description,
+            up,
+            down,
+        }],
+    )?;
+    Ok(written.remove(0))
+}
+
+/// Writes several migrations at consecutive, increasing versions, in the given order: all of
+/// them, or none.
+///
+/// Every file is written to a hidden temporary file first and then linked into place without
+/// overwriting, so a failure leaves no file behind, an existing file is never replaced, and a
+/// concurrent `pgx new` that took one of the versions makes this one move past it.
+pub fn write_set(dir: &Path, pairs: &[NewPair<'_>]) -> Result<Vec<Written>> {
     fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     let write_temp = |content: &str| -> Result<tempfile::NamedTempFile> {
         let mut tmp = tempfile::Builder::new()
@@ -240,47 +262,68 @@ pub fn write_pair(dir: &Path, description: &str, up: &str, down: &str) -> Result
             .map_err(|e| Error::io("write", tmp.path().to_path_buf(), e))?;
         Ok(tmp)
     };
-    let mut up_tmp = write_temp(up)?;
-    let mut down_tmp = write_temp(down)?;
-
     let mut version = next_version(max_version(dir)?, Utc::now());
-    for _ in 0..100 {
-        let up_path = dir.join(format!("{version}_{description}.up.sql"));
-        let down_path = dir.join(format!("{version}_{description}.down.sql"));
-        match up_tmp.persist_noclobber(&up_path) {
-            Ok(_) => {}
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-                up_tmp = e.file;
-                version = next_version(Some(version), Utc::now());
-                continue;
-            }
-            Err(e) => return Err(Error::io("write", up_path, e.error)),
-        }
-        match down_tmp.persist_noclobber(&down_path) {
-            Ok(_) => {
-                return Ok(Written {
-                    version,
-                    up: up_path,
-                    down: down_path,
-                });
-            }
-            Err(e) => {
-                // Never leave half a pair behind.
-                let _ = fs::remove_file(&up_path);
-                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    down_tmp = e.file;
-                    up_tmp = write_temp(up)?;
-                    version = next_version(Some(version), Utc::now());
-                    continue;
+    'attempt: for _ in 0..100 {
+        let mut written: Vec<Written> = Vec::with_capacity(pairs.len());
+        let mut placed: Vec<PathBuf> = Vec::new();
+        let mut v = version;
+        for pair in pairs {
+            let up_path = dir.join(format!("{v}_{}.up.sql", pair.description));
+            let down_path = dir.join(format!("{v}_{}.down.sql", pair.description));
+            for (content, path) in [(pair.up, &up_path), (pair.down, &down_path)] {
+                match write_temp(content)?.persist_noclobber(path) {
+                    Ok(_) => placed.push(path.clone()),
+                    Err(e) => {
+                        // Never leave part of a set behind.
+                        for p in &placed {
+                            let _ = fs::remove_file(p);
+                        }
+                        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                            version = next_version(Some(v), Utc::now());
+                            continue 'attempt;
+                        }
+                        return Err(Error::io("write", path.clone(), e.error));
+                    }
                 }
-                return Err(Error::io("write", down_path, e.error));
             }
+            written.push(Written {
+                version: v,
+                up: up_path,
+                down: down_path,
+            });
+            v = next_version(Some(v), Utc::now());
         }
+        return Ok(written);
     }
     Err(Error::Usage(format!(
         "could not find a free migration version in {}",
         dir.display()
     )))
+}
+
+/// The migration-named up (or simple) files of `dir` as `(version, path, contents)`, sorted by
+/// version; files sqlx would not read are skipped rather than refused (writing a new migration
+/// must not need a tidy folder).
+pub fn up_files(dir: &Path) -> Result<Vec<(i64, PathBuf, String)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read migrations directory", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(Some((version, _, kind))) = parse_name(&path) else {
+            continue;
+        };
+        if kind == Kind::Down || !path.is_file() {
+            continue;
+        }
+        let sql = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        out.push((version, path, sql));
+    }
+    out.sort_by_key(|(v, _, _)| *v);
+    Ok(out)
 }
 
 #[cfg(test)]

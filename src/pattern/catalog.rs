@@ -151,6 +151,8 @@ impl Catalog {
         }
 
         let mut patterns: BTreeMap<String, Pattern> = BTreeMap::new();
+        // Where each pattern (as finally chosen) was defined, for errors found across patterns.
+        let mut specs_by_name: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
         for (path, content, mut origin) in specs {
             let pattern = parse_spec(&path, &content, &templates, origin.clone())?;
             if let Some(previous) = patterns.get(&pattern.name) {
@@ -176,12 +178,51 @@ impl Catalog {
                     _ => {}
                 }
             }
+            specs_by_name.insert(pattern.name.clone(), (path, content));
             patterns.insert(pattern.name.clone(), Pattern { origin, ..pattern });
         }
-        Ok(Catalog {
+        let catalog = Catalog {
             patterns,
             templates,
-        })
+        };
+        catalog.check_requirements(&specs_by_name)?;
+        Ok(catalog)
+    }
+
+    /// A pattern's `requires` must name an installing pattern that exists, targets no table,
+    /// provides that infrastructure, and declares every shared parameter.
+    fn check_requirements(&self, specs: &BTreeMap<String, (PathBuf, String)>) -> Result<()> {
+        for p in self.patterns.values() {
+            let Some(r) = &p.requires else { continue };
+            let error = |message: String| match specs.get(&p.name) {
+                Some((path, content)) => Locator::new(path, content)
+                    .error(&[Seg::Key("requires"), Seg::Key("install")], message),
+                None => Error::Config(message),
+            };
+            let install = self.patterns.get(&r.install).ok_or_else(|| {
+                error(format!(
+                    "pattern `{}` requires `{}` installed by pattern `{}`, which does not exist",
+                    p.name, r.name, r.install
+                ))
+            })?;
+            if install.target != super::spec::Target::None
+                || install.provides.as_ref().is_none_or(|x| x.name != r.name)
+            {
+                return Err(error(format!(
+                    "pattern `{}` installs `{}` with pattern `{}`, which must target no table and provide `{}`",
+                    p.name, r.name, r.install, r.name
+                )));
+            }
+            for name in &r.shared {
+                if !install.parameters.iter().any(|q| &q.name == name) {
+                    return Err(error(format!(
+                        "shared parameter `{name}` of pattern `{}` is not a parameter of `{}`",
+                        p.name, r.install
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn patterns(&self) -> impl Iterator<Item = &Pattern> {

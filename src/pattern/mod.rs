@@ -6,10 +6,11 @@
 
 pub mod catalog;
 pub mod filters;
+pub mod infra;
 pub mod params;
 pub mod render;
 pub mod spec;
 
 pub use catalog::{Catalog, Origin, Sources};
-pub use render::{Rendered, Renderer, render_pattern, render_pattern_in};
-pub use spec::{Param, Pattern, Resolved, Target};
+pub use render::{Rendered, Renderer, Step, render_pattern, render_pattern_in};
+pub use spec::{Param, Pattern, Provides, Requires, Resolved, Target};

@@ -93,12 +93,104 @@ pub struct TableRef {
     pub name: String,
 }
 
-/// A rendered pattern: both halves of a migration.
+/// A rendered pattern: one or more migrations, applied in this order (and reverted in the
+/// reverse order).
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    pub steps: Vec<Step>,
+}
+
+/// One migration of a rendered pattern: both halves of it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The step's name (from its `-- pgx:step NAME` marker), appended to the description of its
+    /// files; `None` for a pattern rendered as one migration.
+    pub name: Option<String>,
     pub up: String,
     pub down: String,
     pub no_transaction: bool,
+}
+
+impl Rendered {
+    /// Every step's up file, in order (for reading; a single step is its file exactly).
+    pub fn up(&self) -> String {
+        self.steps.iter().map(|s| s.up.as_str()).collect()
+    }
+
+    /// Every step's down file, in step order.
+    pub fn down(&self) -> String {
+        self.steps.iter().map(|s| s.down.as_str()).collect()
+    }
+
+    /// Whether any step runs outside a transaction.
+    pub fn no_transaction(&self) -> bool {
+        self.steps.iter().any(|s| s.no_transaction)
+    }
+}
+
+/// The line that starts a step in a rendered template: `-- pgx:step NAME [no-transaction]`.
+const STEP_MARKER: &str = "-- pgx:step ";
+
+/// A step as its marker declares it, with the text that follows the marker.
+struct Piece<'a> {
+    name: &'a str,
+    no_transaction: bool,
+    body: String,
+}
+
+/// Splits a rendered template at its step markers. `Ok(None)`: no marker, one migration.
+fn pieces<'a>(template: &str, text: &'a str) -> Result<Option<Vec<Piece<'a>>>> {
+    let mut out: Vec<Piece<'a>> = Vec::new();
+    let mut before = String::new();
+    for line in text.split_inclusive('\n') {
+        let Some(rest) = line.trim().strip_prefix(STEP_MARKER.trim_end()) else {
+            match out.last_mut() {
+                Some(piece) => piece.body.push_str(line),
+                None => before.push_str(line),
+            }
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let bad = || Error::Render {
+            message: format!(
+                "{template}: a step marker must read `-- pgx:step NAME` or `-- pgx:step NAME no-transaction` (NAME: lower-case letters, digits, `_`); got {:?}",
+                line.trim()
+            ),
+        };
+        let (name, no_transaction) = match words.as_slice() {
+            [name] => (*name, false),
+            [name, "no-transaction"] => (*name, true),
+            _ => return Err(bad()),
+        };
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(bad());
+        }
+        if out.iter().any(|p| p.name == name) {
+            return Err(Error::Render {
+                message: format!("{template}: step `{name}` is declared twice"),
+            });
+        }
+        out.push(Piece {
+            name,
+            no_transaction,
+            body: String::new(),
+        });
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    if !before.trim().is_empty() {
+        return Err(Error::Render {
+            message: format!(
+                "{template}: text before the first `-- pgx:step` marker belongs to no migration; start the template with a marker"
+            ),
+        });
+    }
+    Ok(Some(out))
 }
 
 /// Renders `pattern` for `table` (required when the pattern targets a table) in `schema`.
@@ -170,47 +262,140 @@ pub fn render_pattern_in(
         );
     }
 
-    let header = |direction: &str| {
-        header(
-            pattern,
-            direction,
-            schema,
-            table.as_ref(),
-            resolved,
-            no_transaction,
-        )
-    };
     let up = renderer.render(&pattern.templates.up, &ctx)?;
     let down = renderer.render(&pattern.templates.down, &ctx)?;
-    Ok(Rendered {
-        up: format!("{}{}", header("up"), tidy(&up)),
-        down: format!("{}{}", header("down"), tidy(&down)),
-        no_transaction,
+    let (up_name, down_name) = (&pattern.templates.up, &pattern.templates.down);
+    let file = |direction: &str, step: Option<(usize, usize, &str)>, nt: bool, body: &str| {
+        let info = Info {
+            pattern,
+            schema,
+            table: table.as_ref(),
+            resolved,
+            no_transaction: nt,
+            step,
+        };
+        format!("{}{}", header(&info, direction), tidy(body))
+    };
+    let steps = match (pieces(up_name, &up)?, pieces(down_name, &down)?) {
+        (None, None) => vec![Step {
+            name: None,
+            up: file("up", None, no_transaction, &up),
+            down: file("down", None, no_transaction, &down),
+            no_transaction,
+        }],
+        (Some(ups), Some(downs)) => {
+            let shape = |ps: &[Piece<'_>]| -> Vec<(String, bool)> {
+                ps.iter()
+                    .map(|p| (p.name.to_string(), p.no_transaction))
+                    .collect()
+            };
+            if shape(&ups) != shape(&downs) {
+                return Err(Error::Render {
+                    message: format!(
+                        "{up_name} and {down_name} must declare the same steps in the same order (each down step reverses its up step): up has {:?}, down has {:?}",
+                        shape(&ups),
+                        shape(&downs)
+                    ),
+                });
+            }
+            let total = ups
+                .iter()
+                .zip(&downs)
+                .filter(|(u, d)| !(u.body.trim().is_empty() && d.body.trim().is_empty()))
+                .count();
+            let mut steps = Vec::with_capacity(total);
+            for (u, d) in ups.iter().zip(&downs) {
+                // A step whose condition left both halves empty does not exist in this rendering.
+                if u.body.trim().is_empty() && d.body.trim().is_empty() {
+                    continue;
+                }
+                let at = Some((steps.len() + 1, total, u.name));
+                if u.no_transaction {
+                    single_statement(up_name, u.name, &u.body, 1..=1)?;
+                    single_statement(down_name, d.name, &d.body, 0..=1)?;
+                }
+                steps.push(Step {
+                    name: Some(u.name.to_string()),
+                    up: file("up", at, u.no_transaction, &u.body),
+                    down: file("down", at, d.no_transaction, &d.body),
+                    no_transaction: u.no_transaction,
+                });
+            }
+            steps
+        }
+        _ => {
+            return Err(Error::Render {
+                message: format!(
+                    "{up_name} and {down_name}: either both or neither use `-- pgx:step` markers"
+                ),
+            });
+        }
+    };
+    if steps.is_empty() {
+        return Err(Error::Render {
+            message: format!("{up_name}: every step rendered empty; nothing to migrate"),
+        });
+    }
+    Ok(Rendered { steps })
+}
+
+/// sqlx sends a `-- no-transaction` file as one query, which PostgreSQL runs as an implicit
+/// transaction: a second statement (or one that refuses to run in a transaction block next to
+/// another) makes it fail. Such a step holds exactly one statement.
+fn single_statement(
+    template: &str,
+    step: &str,
+    body: &str,
+    allowed: std::ops::RangeInclusive<usize>,
+) -> Result<()> {
+    let n = sql::split_statements(body).len();
+    if allowed.contains(&n) {
+        return Ok(());
+    }
+    Err(Error::Render {
+        message: format!(
+            "{template}: no-transaction step `{step}` renders {n} statements; it must hold {} (sqlx-cli sends such a file as one query, which PostgreSQL runs as one transaction)",
+            if *allowed.start() == 0 {
+                "at most one"
+            } else {
+                "exactly one"
+            }
+        ),
     })
+}
+
+/// What a file's header says.
+struct Info<'a> {
+    pattern: &'a Pattern,
+    schema: Option<&'a str>,
+    table: Option<&'a TableRef>,
+    resolved: &'a Resolved,
+    no_transaction: bool,
+    /// Step number, total and name, for a pattern rendered as several migrations.
+    step: Option<(usize, usize, &'a str)>,
 }
 
 /// The comment block that opens each file. Values are JSON-encoded: JSON escapes newlines, so
 /// no parameter can end the `--` comment and smuggle SQL onto the next line.
-fn header(
-    pattern: &Pattern,
-    direction: &str,
-    schema: Option<&str>,
-    table: Option<&TableRef>,
-    resolved: &Resolved,
-    no_transaction: bool,
-) -> String {
+fn header(info: &Info<'_>, direction: &str) -> String {
     let js = |s: &str| Json::from(s).to_string();
     let mut h = String::new();
-    if no_transaction {
+    if info.no_transaction {
         // sqlx looks for this marker at the very start of the file.
         h.push_str("-- no-transaction\n");
     }
     h.push_str(&format!(
         "-- pgx {}: pattern {} ({direction})\n",
         env!("CARGO_PKG_VERSION"),
-        js(&pattern.name)
+        js(&info.pattern.name)
     ));
-    match (table, schema) {
+    if let Some((i, n, name)) = info.step {
+        h.push_str(&format!("-- step {i} of {n}: {}\n", js(name)));
+    }
+    if let Some(p) = &info.pattern.provides {
+        h.push_str(&format!("{PROVIDES}{} {}\n", js(&p.name), p.version));
+    }
+    match (info.table, info.schema) {
         (Some(t), Some(_)) => h.push_str(&format!("-- table: {}.{}\n", js(&t.schema), js(&t.name))),
         (None, Some(s)) => h.push_str(&format!("-- schema: {}\n", js(s))),
         (Some(t), None) => h.push_str(&format!(
@@ -219,15 +404,20 @@ fn header(
         )),
         (None, None) => h.push_str("-- schema: each tenant schema\n"),
     }
-    for (k, v) in resolved {
-        h.push_str(&format!("-- param {k} = {v}\n"));
+    for (k, v) in info.resolved {
+        h.push_str(&format!("{PARAM}{k} = {v}\n"));
     }
-    if no_transaction {
+    if info.no_transaction {
         h.push_str("-- Runs outside a transaction: each statement commits on its own.\n");
     }
     h.push('\n');
     h
 }
+
+/// The header line saying which shared infrastructure (name, version) a migration installs.
+pub(super) const PROVIDES: &str = "-- pgx provides: ";
+/// The header line recording one resolved parameter (`name = JSON value`).
+pub(super) const PARAM: &str = "-- param ";
 
 /// Normalises only the ends of the rendered text (no leading blank lines, exactly one final
 /// newline). Nothing in between is touched: it may be inside a string literal whose value a

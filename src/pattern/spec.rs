@@ -69,6 +69,35 @@ pub struct Setup {
     pub down: String,
 }
 
+/// Shared infrastructure a pattern installs (or upgrades to a version): schemas, functions and
+/// event triggers that many tables' migrations use, versioned like an extension.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provides {
+    pub name: String,
+    pub version: u32,
+}
+
+/// Shared infrastructure a pattern needs, found in the project's migrations by the header
+/// of the migration that installed (or last upgraded) it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// The infrastructure's name (what the installing pattern `provides`).
+    pub name: String,
+    /// The lowest installed version this pattern works with.
+    pub version: u32,
+    /// The pattern `pgx new` renders first when the project has no such infrastructure yet.
+    pub install: String,
+    /// The pattern that upgrades an older installation (named in the error).
+    #[serde(default)]
+    pub upgrade: Option<String>,
+    /// Parameters of this pattern that belong to the infrastructure: taken from the installed
+    /// one, or passed to `install` when it is rendered first.
+    #[serde(default)]
+    pub shared: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpec {
@@ -80,6 +109,10 @@ struct RawSpec {
     target: Target,
     #[serde(default)]
     no_transaction: NoTransaction,
+    #[serde(default)]
+    provides: Option<Provides>,
+    #[serde(default)]
+    requires: Option<Requires>,
     #[serde(default)]
     parameters: Vec<RawParam>,
     templates: Templates,
@@ -161,6 +194,8 @@ pub struct Pattern {
     pub description: String,
     pub target: Target,
     pub no_transaction: NoTransaction,
+    pub provides: Option<Provides>,
+    pub requires: Option<Requires>,
     pub parameters: Vec<Param>,
     pub templates: Templates,
     /// Inputs for `pgx patterns show`; validated at load time when present.
@@ -350,6 +385,25 @@ pub(super) fn parse_spec(
         }
     }
 
+    if let Some(p) = &raw.provides
+        && !valid_param_name(&p.name)
+    {
+        return Err(loc.error(
+            &[Seg::Key("provides"), Seg::Key("name")],
+            "infrastructure names are lower case letters, digits and `_`, starting with a letter",
+        ));
+    }
+    if let Some(r) = &raw.requires {
+        for (i, name) in r.shared.iter().enumerate() {
+            if !parameters.iter().any(|p| &p.name == name) {
+                return Err(loc.error(
+                    &[Seg::Key("requires"), Seg::Key("shared"), Seg::Index(i)],
+                    format!("shared parameter `{name}` is not a parameter of this pattern"),
+                ));
+            }
+        }
+    }
+
     for (key, name) in [("up", &raw.templates.up), ("down", &raw.templates.down)] {
         if !templates.contains_key(name) {
             let suggestion = closest(name, templates.keys().map(String::as_str))
@@ -368,6 +422,8 @@ pub(super) fn parse_spec(
         description: raw.description,
         target: raw.target,
         no_transaction: raw.no_transaction,
+        provides: raw.provides,
+        requires: raw.requires,
         parameters,
         templates: raw.templates,
         example: raw.example,

@@ -10,6 +10,7 @@ mod cli;
 mod dev;
 mod hostile;
 mod migrate;
+mod pattern_engine;
 mod readme;
 mod snapshots;
 mod sqlx_interop;

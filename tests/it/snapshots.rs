@@ -27,7 +27,7 @@ pub fn check(case: &str, pattern: &str, schema: &str, table: Option<&str>, sets:
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/snapshots")
         .join(case);
-    for (name, actual) in [("up.sql", &rendered.up), ("down.sql", &rendered.down)] {
+    for (name, actual) in [("up.sql", &rendered.up()), ("down.sql", &rendered.down())] {
         // The header names pgx's version; keep snapshots stable across releases.
         let actual = actual.replace(env!("CARGO_PKG_VERSION"), "VERSION");
         let path = dir.join(name);

@@ -55,18 +55,27 @@ fn snapshot(name: &str, text: &str) {
 
 fn check(name: &str, table: &str, sets: &[(&str, &str)]) -> pgx::pattern::Rendered {
     let r = render(table, sets);
-    snapshot(&format!("{name}.up.sql"), &r.up);
-    snapshot(&format!("{name}.down.sql"), &r.down);
+    snapshot(&format!("{name}.up.sql"), &r.up());
+    snapshot(&format!("{name}.down.sql"), &r.down());
     r
 }
 
 #[test]
 fn default_rendering() {
     let r = check("default", "orders", &[]);
-    assert!(!r.no_transaction);
-    assert!(r.up.contains("ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"));
-    assert!(r.up.contains("USING (tenant_id = (SELECT public.orders_current_tenant()))"));
-    assert!(r.up.contains("WITH CHECK (tenant_id = (SELECT public.orders_current_tenant()))"));
+    assert!(!r.no_transaction());
+    assert!(
+        r.up()
+            .contains("ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY")
+    );
+    assert!(
+        r.up()
+            .contains("USING (tenant_id = (SELECT public.orders_current_tenant()))")
+    );
+    assert!(
+        r.up()
+            .contains("WITH CHECK (tenant_id = (SELECT public.orders_current_tenant()))")
+    );
 }
 
 #[test]
@@ -98,13 +107,13 @@ fn concurrently_is_a_no_transaction_migration() {
             ("references", "tenants(id)"),
         ],
     );
-    assert!(r.no_transaction);
-    assert!(r.up.starts_with("-- no-transaction\n"));
-    assert!(r.down.starts_with("-- no-transaction\n"));
-    assert!(r.up.contains(
+    assert!(r.no_transaction());
+    assert!(r.up().starts_with("-- no-transaction\n"));
+    assert!(r.down().starts_with("-- no-transaction\n"));
+    assert!(r.up().contains(
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_tenant_id_idx ON public.orders (tenant_id);"
     ));
-    assert!(r.up.contains("\nBEGIN;\n") && r.up.contains("\nCOMMIT;\n"));
+    assert!(r.up().contains("\nBEGIN;\n") && r.up().contains("\nCOMMIT;\n"));
 }
 
 #[test]
@@ -115,12 +124,12 @@ fn partitioned_table() {
         &[("partitioned", "true"), ("type", "integer")],
     );
     assert!(
-        r.up.contains(
+        r.up().contains(
             "CREATE EVENT TRIGGER public_events_isolate_new_partitions ON ddl_command_end"
         )
     );
     assert!(
-        r.down
+        r.down()
             .contains("DROP EVENT TRIGGER public_events_isolate_new_partitions;")
     );
 }
@@ -137,17 +146,18 @@ fn citus_distribution() {
         ],
     );
     assert!(
-        r.up.contains("SELECT create_distributed_table('public.orders', 'tenant_id');"),
+        r.up()
+            .contains("SELECT create_distributed_table('public.orders', 'tenant_id');"),
         "{}",
-        r.up
+        r.up()
     );
     assert!(
-        r.down
+        r.down()
             .contains("SELECT undistribute_table('public.orders');")
     );
     // Distributed before the policies, so Citus creates them on every shard.
-    let distribute = r.up.find("create_distributed_table(").unwrap();
-    let policy = r.up.find("CREATE POLICY").unwrap();
+    let distribute = r.up().find("create_distributed_table(").unwrap();
+    let policy = r.up().find("CREATE POLICY").unwrap();
     assert!(distribute < policy);
 }
 
@@ -157,12 +167,16 @@ fn names_are_quoted_and_passed_to_citus_unquoted() {
         "Order Items",
         &[("column", "Tenant Id"), ("distribute", "citus")],
     );
-    assert!(r.up.contains("ALTER TABLE public.\"Order Items\" ADD COLUMN \"Tenant Id\" uuid"));
+    assert!(
+        r.up()
+            .contains("ALTER TABLE public.\"Order Items\" ADD COLUMN \"Tenant Id\" uuid")
+    );
     // Citus takes the column name as it is, not as SQL.
     assert!(
-        r.up.contains("SELECT create_distributed_table('public.\"Order Items\"', 'Tenant Id');"),
+        r.up()
+            .contains("SELECT create_distributed_table('public.\"Order Items\"', 'Tenant Id');"),
         "{}",
-        r.up
+        r.up()
     );
 }
 
