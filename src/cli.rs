@@ -140,6 +140,28 @@ pub struct LockArgs {
     pub lock_timeout: Duration,
 }
 
+/// How `up`, `down` and `redo` report and wait for table locks.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Print nothing but server warnings and errors (no line per migration, no summary, no
+    /// server notices).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print what was done as one JSON document on stdout (migrations, retries, waits, server
+    /// messages); server warnings still go to stderr.
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+    /// lock_timeout of each attempt of a transactional migration: a statement waiting longer
+    /// for a table lock fails, the migration is rolled back and retried (e.g. 200ms, 1s; 0 keeps
+    /// the session's). A migration's own SET LOCAL lock_timeout wins.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    pub lock_attempt_timeout: Duration,
+    /// How many times a migration that could not get a table lock in time runs again, after
+    /// growing, jittered pauses (0: never).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub lock_retries: u32,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Migrate {
     /// Apply pending migrations.
@@ -157,9 +179,8 @@ pub enum Migrate {
         /// Do not fail when an applied migration's file is gone.
         #[arg(long)]
         ignore_missing: bool,
-        /// Print each migration as it is applied (to stderr).
-        #[arg(short, long)]
-        verbose: bool,
+        #[command(flatten)]
+        run: RunArgs,
         /// Apply the tenant migrations inside every tenant schema instead; stops at the first
         /// schema that fails.
         #[arg(long)]
@@ -184,9 +205,8 @@ pub enum Migrate {
         /// Print the SQL that would run, in order, and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Print each migration as it is reverted (to stderr).
-        #[arg(short, long)]
-        verbose: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Version, description, time applied and state of every migration.
     Status {
@@ -195,6 +215,10 @@ pub enum Migrate {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Exit with status 1 when any migration is pending, modified, missing its file or
+        /// failed (after printing the status).
+        #[arg(long)]
+        exit_code: bool,
     },
     /// Revert the latest migration and apply it again.
     Redo {
@@ -202,6 +226,8 @@ pub enum Migrate {
         db: DbArgs,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        run: RunArgs,
     },
 }
 
@@ -262,9 +288,8 @@ pub enum Tenant {
         db: DbArgs,
         #[command(flatten)]
         lock: LockArgs,
-        /// Print each migration as it is applied (to stderr).
-        #[arg(short, long)]
-        verbose: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Every tenant schema with its migration state.
     List {

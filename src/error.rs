@@ -145,6 +145,22 @@ pub enum Error {
     #[error("{context}: {message}")]
     Database { context: String, message: String },
 
+    /// The history table is not one the migrating role can trust (see `migrate::history`).
+    #[error("refusing to use the migration history table {table}: {problem}")]
+    UntrustedHistory { table: String, problem: String },
+
+    /// A signal stopped `migrate`: `message` says what was applied and what was rolled back.
+    #[error("interrupted by {signal}: {message}")]
+    Interrupted {
+        signal: &'static str,
+        exit_code: u8,
+        message: String,
+    },
+
+    /// `migrate status --exit-code` found migrations not applied as their files say.
+    #[error("not up to date: {summary}")]
+    NotUpToDate { summary: String },
+
     #[error("invalid tenant name {name:?}: {reason}")]
     TenantName { name: String, reason: String },
 
@@ -205,6 +221,17 @@ fn did_you_mean(suggestion: Option<&str>) -> String {
 }
 
 impl Error {
+    /// The process's exit code for this error: 1, or 128 + the signal that interrupted pgx.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Interrupted { exit_code, .. } => *exit_code,
+            Error::TenantMigration { source, .. } | Error::TenantNotCreated { source, .. } => {
+                source.exit_code()
+            }
+            _ => 1,
+        }
+    }
+
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             action,

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
                 source = cause.source();
             }
             eprintln!("{}", pgx::error::one_line(&line));
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }

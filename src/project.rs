@@ -29,6 +29,9 @@ pub struct Config {
     pub database_url_env: String,
     /// Prefix of tenant schema names (`pgx tenant add acme` creates `<prefix>acme`).
     pub tenant_schema_prefix: String,
+    /// Roles besides the migrating one (and superusers) whose `_sqlx_migrations` tables and
+    /// tenant schemas `pgx migrate` accepts.
+    pub trusted_roles: Vec<String>,
 }
 
 impl Default for Config {
@@ -41,6 +44,7 @@ impl Default for Config {
             schema: "public".into(),
             database_url_env: "DATABASE_URL".into(),
             tenant_schema_prefix: "tenant_".into(),
+            trusted_roles: Vec::new(),
         }
     }
 }
@@ -63,7 +67,9 @@ impl Config {
              # Variable (environment or .env) holding the database URL; --database-url and DATABASE_URL win.\n\
              database_url_env: {}\n\
              # Tenant schemas are named <prefix><tenant>.\n\
-             tenant_schema_prefix: {}\n",
+             tenant_schema_prefix: {}\n\
+             # Roles, besides the one migrating and superusers, trusted to own _sqlx_migrations and tenant schemas.\n\
+             trusted_roles: []\n",
             d.migrations.display(),
             d.tenant_migrations.display(),
             d.patterns.display(),

@@ -1,116 +1,262 @@
-//! `pgx migrate up|down|status|redo`.
+//! `pgx migrate up|down|status|redo`, and `up --tenants`.
 
 use serde_json::json;
 
-use crate::cli::Migrate;
-use crate::error::Result;
-use crate::migrate::{Down, Outcome, Runner, Scope, StatusEntry, files, tenants};
-use crate::output;
+use crate::cli::{DbArgs, LockArgs, Migrate, RunArgs};
+use crate::db;
+use crate::error::{Error, Result};
+use crate::migrate::progress::{Event, Interrupt, Signal};
+use crate::migrate::{Down, Options, Runner, Scope, State, StatusEntry, files, tenants};
+use crate::output::{self, Mode, Progress};
 use crate::project::Project;
 
-fn report(verbose: bool, verb: &str, outcome: &Outcome) {
-    if verbose {
-        for (version, description, took) in &outcome.versions {
-            eprintln!(
-                "{verb} {version} {description} ({:.1} ms)",
-                took.as_secs_f64() * 1e3
-            );
+/// What a run that changes the database does.
+enum Action {
+    Up {
+        target: Option<i64>,
+        ignore_missing: bool,
+    },
+    Down(Down),
+    Redo,
+}
+
+impl Action {
+    fn verb(&self) -> &'static str {
+        match self {
+            Action::Up { .. } => "apply",
+            Action::Down(_) => "revert",
+            Action::Redo => "redo",
         }
     }
 }
 
 pub async fn run(project: &Project, command: Migrate) -> Result<()> {
-    if let Migrate::Up {
-        db,
-        lock,
-        target,
-        dry_run,
-        ignore_missing,
-        verbose,
-        tenants: true,
-        jobs,
-    } = &command
-    {
-        let options = tenants::UpOptions {
-            lock_timeout: lock.lock_timeout,
-            target: *target,
-            ignore_missing: *ignore_missing,
-            jobs: usize::from(*jobs),
-        };
-        return super::tenant::migrate_up(project, db, &options, *dry_run, *verbose).await;
+    match command {
+        Migrate::Status {
+            db,
+            json,
+            exit_code,
+        } => status(project, &db, json, exit_code).await,
+        Migrate::Up {
+            db,
+            lock,
+            target,
+            dry_run,
+            ignore_missing,
+            run,
+            tenants: true,
+            jobs,
+        } => {
+            let options = tenants::UpOptions {
+                runner: options(project, &lock, &run),
+                target,
+                ignore_missing,
+                jobs: usize::from(jobs),
+                interrupt: None,
+            };
+            up_tenants(project, &db, options, dry_run, &run).await
+        }
+        Migrate::Up {
+            db,
+            lock,
+            target,
+            dry_run,
+            ignore_missing,
+            run,
+            ..
+        } => {
+            let action = Action::Up {
+                target,
+                ignore_missing,
+            };
+            change(project, &db, &lock, &run, action, dry_run).await
+        }
+        Migrate::Down {
+            db,
+            lock,
+            steps,
+            target,
+            dry_run,
+            run,
+        } => {
+            let how = match target {
+                Some(t) => Down::Target(t),
+                None => Down::Steps(steps.unwrap_or(1)),
+            };
+            change(project, &db, &lock, &run, Action::Down(how), dry_run).await
+        }
+        Migrate::Redo { db, lock, run } => {
+            change(project, &db, &lock, &run, Action::Redo, false).await
+        }
+    }
+}
+
+/// The runner's options from the command line and pgx.yaml.
+pub(super) fn options(project: &Project, lock: &LockArgs, run: &RunArgs) -> Options {
+    let mut options = Options::new(lock.lock_timeout);
+    options.attempt_timeout = run.lock_attempt_timeout;
+    options.lock_retries = run.lock_retries;
+    options.trusted_roles.clone_from(&project.config.trusted_roles);
+    options
+}
+
+/// From now on, SIGINT and SIGTERM stop the run gracefully through the returned token: the
+/// running statement is cancelled on the server, its migration rolled back, the lock released.
+/// A second signal exits at once.
+pub(super) fn catch_signals() -> Result<Interrupt> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| signal(kind).map_err(|e| Error::io("listen for signals in", ".", e));
+    let mut int = listen(SignalKind::interrupt())?;
+    let mut term = listen(SignalKind::terminate())?;
+    let interrupt = Interrupt::new();
+    let token = interrupt.clone();
+    tokio::spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                _ = int.recv() => Signal::Interrupt,
+                _ = term.recv() => Signal::Terminate,
+            };
+            if token.signal().is_some() {
+                output::note("second signal: exiting without waiting for the server");
+                std::process::exit(i32::from(signal.exit_code()));
+            }
+            token.trigger(signal);
+        }
+    });
+    Ok(interrupt)
+}
+
+async fn change(
+    project: &Project,
+    db: &DbArgs,
+    lock: &LockArgs,
+    run: &RunArgs,
+    action: Action,
+    dry_run: bool,
+) -> Result<()> {
+    if dry_run && run.json {
+        return Err(Error::Usage(
+            "--dry-run prints SQL, --json reports a run: use one of them".into(),
+        ));
     }
     let dir = project.migrations_dir();
     let migrations = files::scan(&dir)?;
-    let db = match &command {
-        Migrate::Up { db, .. }
-        | Migrate::Down { db, .. }
-        | Migrate::Status { db, .. }
-        | Migrate::Redo { db, .. } => db,
-    };
     let url = super::database_url(project, db)?;
-    let mut conn = crate::db::connect(&url).await?;
-    let lock_timeout = match &command {
-        Migrate::Up { lock, .. } | Migrate::Down { lock, .. } | Migrate::Redo { lock, .. } => {
-            lock.lock_timeout
-        }
-        Migrate::Status { .. } => std::time::Duration::ZERO,
-    };
+    let interrupt = catch_signals()?;
+    let progress = Progress::new(Mode::of(run.quiet, run.json));
+    let sink = |schema: Option<&str>, event: &Event| progress.event(schema, event);
+    let mut conn = db::connect(&url).await?;
     let result = async {
-        let mut runner = Runner::new(&mut conn, Scope::default(), lock_timeout).await?;
-        match command {
-            Migrate::Up {
-                target,
-                dry_run: true,
-                ignore_missing,
-                ..
-            } => output::out(
-                &runner
-                    .up_script(&migrations, &dir, target, ignore_missing)
-                    .await?,
-            ),
-            Migrate::Up {
-                target,
-                ignore_missing,
-                verbose,
-                ..
-            } => {
-                let outcome = runner.up(&migrations, &dir, target, ignore_missing).await?;
-                report(verbose, "applied", &outcome);
-                Ok(())
-            }
-            Migrate::Down {
-                steps,
-                target,
-                dry_run,
-                verbose,
-                ..
-            } => {
-                let how = match target {
-                    Some(t) => Down::Target(t),
-                    None => Down::Steps(steps.unwrap_or(1)),
-                };
-                if dry_run {
-                    output::out(&runner.down_script(&migrations, &dir, how).await?)
-                } else {
-                    let outcome = runner.down(&migrations, &dir, how).await?;
-                    report(verbose, "reverted", &outcome);
-                    Ok(())
+        let runner = Runner::with_options(&mut conn, Scope::default(), options(project, lock, run))
+            .await?
+            .on_event(&sink);
+        if dry_run {
+            let mut runner = runner;
+            let script = match &action {
+                Action::Up {
+                    target,
+                    ignore_missing,
+                } => {
+                    runner
+                        .up_script(&migrations, &dir, *target, *ignore_missing)
+                        .await?
                 }
-            }
-            Migrate::Redo { .. } => runner.redo(&migrations, &dir).await.map(|_| ()),
-            Migrate::Status { json, .. } => {
-                let entries = runner.status(&migrations).await?;
-                if json {
-                    output::json(&json!({ "migrations": entries }))
-                } else {
-                    output::out(&status_table(&entries))
-                }
-            }
+                Action::Down(how) => runner.down_script(&migrations, &dir, *how).await?,
+                Action::Redo => unreachable!("redo has no --dry-run"),
+            };
+            return output::out(&script).map(|()| false);
         }
+        let mut runner = runner.interruptible(&interrupt, &url).await?;
+        match action {
+            Action::Up {
+                target,
+                ignore_missing,
+            } => runner.up(&migrations, &dir, target, ignore_missing).await,
+            Action::Down(how) => runner.down(&migrations, &dir, how).await,
+            Action::Redo => runner.redo(&migrations, &dir).await,
+        }
+        .map(|_| true)
     }
     .await;
-    crate::db::close(conn).await;
+    db::close(conn).await;
+    match result {
+        Ok(false) => Ok(()),
+        Ok(true) => progress.finish(action.verb(), None),
+        Err(e) => {
+            progress.finish(action.verb(), Some(&e))?;
+            Err(e)
+        }
+    }
+}
+
+/// `pgx migrate up --tenants`.
+async fn up_tenants(
+    project: &Project,
+    db: &DbArgs,
+    mut options: tenants::UpOptions,
+    dry_run: bool,
+    run: &RunArgs,
+) -> Result<()> {
+    let prefix = &project.config.tenant_schema_prefix;
+    tenants::check_prefix(prefix)?;
+    let dir = project.tenant_migrations_dir();
+    let migrations = files::scan(&dir)?;
+    let set = tenants::Set {
+        dir: &dir,
+        migrations: &migrations,
+    };
+    tenants::check_target(set, options.target)?;
+    let url = super::database_url(project, db)?;
+    let progress = Progress::new(Mode::of(run.quiet, run.json));
+    let sink = |schema: Option<&str>, event: &Event| progress.event(schema, event);
+    if dry_run {
+        return output::out(&tenants::up_script(&url, prefix, set, &options, &sink).await?);
+    }
+    options.interrupt = Some(catch_signals()?);
+    let result = tenants::migrate_up(&url, prefix, set, &options, &sink).await;
+    progress.finish("apply", result.as_ref().err())?;
     result
+}
+
+async fn status(project: &Project, db: &DbArgs, json: bool, exit_code: bool) -> Result<()> {
+    let dir = project.migrations_dir();
+    let migrations = files::scan(&dir)?;
+    let url = super::database_url(project, db)?;
+    let mut conn = db::connect(&url).await?;
+    let mut options = Options::new(std::time::Duration::ZERO);
+    options.trusted_roles.clone_from(&project.config.trusted_roles);
+    let entries = async {
+        Runner::with_options(&mut conn, Scope::default(), options)
+            .await?
+            .status(&migrations)
+            .await
+    }
+    .await;
+    db::close(conn).await;
+    let entries = entries?;
+    if json {
+        output::json(&json!({ "migrations": entries }))?;
+    } else {
+        output::out(&status_table(&entries))?;
+    }
+    let off: Vec<String> = [
+        State::Pending,
+        State::Modified,
+        State::FileMissing,
+        State::Failed,
+    ]
+    .iter()
+    .filter_map(|s| {
+        let n = entries.iter().filter(|e| e.state == *s).count();
+        (n > 0).then(|| format!("{n} {}", s.label()))
+    })
+    .collect();
+    if exit_code && !off.is_empty() {
+        return Err(Error::NotUpToDate {
+            summary: off.join(", "),
+        });
+    }
+    Ok(())
 }
 
 fn status_table(entries: &[StatusEntry]) -> String {

@@ -6,23 +6,9 @@ use serde_json::json;
 
 use crate::cli::{self, DbArgs};
 use crate::error::{Error, Result};
-use crate::migrate::{Migration, Outcome, files, tenants};
-use crate::output;
+use crate::migrate::{Event, Migration, files, tenants};
+use crate::output::{self, Mode, Progress};
 use crate::project::Project;
-
-/// Prints each migration applied in a tenant schema, when asked to.
-fn reporter(verbose: bool) -> impl Fn(&str, &Outcome) {
-    move |schema, outcome| {
-        if verbose {
-            for (version, description, took) in &outcome.versions {
-                eprintln!(
-                    "{schema}: applied {version} {description} ({:.1} ms)",
-                    took.as_secs_f64() * 1e3
-                );
-            }
-        }
-    }
-}
 
 fn tenant_migrations(project: &Project) -> Result<(std::path::PathBuf, Vec<Migration>)> {
     let dir = project.tenant_migrations_dir();
@@ -37,7 +23,7 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
             names,
             db,
             lock,
-            verbose,
+            run,
         } => {
             // Refuse bad names before touching any database.
             let schemas = tenants::named(prefix, &names)?;
@@ -47,13 +33,22 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
                 dir: &dir,
                 migrations: &migrations,
             };
-            tenants::add(&url, &schemas, set, lock.lock_timeout, &reporter(verbose)).await
+            let options = super::migrate::options(project, &lock, &run);
+            let interrupt = super::migrate::catch_signals()?;
+            let progress = Progress::new(Mode::of(run.quiet, run.json));
+            let sink = |schema: Option<&str>, event: &Event| progress.event(schema, event);
+            let result = tenants::add(&url, &schemas, set, &options, Some(&interrupt), &sink).await;
+            progress.finish("apply", result.as_ref().err())?;
+            result
         }
         cli::Tenant::List { db, json } => {
             tenants::check_prefix(prefix)?;
             let (_, migrations) = tenant_migrations(project)?;
             let url = super::database_url(project, &db)?;
-            let listed = tenants::list(&url, prefix, &migrations).await?;
+            let progress = Progress::new(Mode::Quiet);
+            let sink = |schema: Option<&str>, event: &Event| progress.event(schema, event);
+            let trusted = &project.config.trusted_roles;
+            let listed = tenants::list(&url, prefix, &migrations, trusted, &sink).await?;
             if json {
                 return output::json(&json!({ "tenants": listed }));
             }
@@ -103,27 +98,4 @@ async fn drop(
     }
     let url = super::database_url(project, db)?;
     tenants::drop_tenant(&url, prefix, name, lock_timeout).await
-}
-
-/// `pgx migrate up --tenants`.
-pub async fn migrate_up(
-    project: &Project,
-    db: &DbArgs,
-    options: &tenants::UpOptions,
-    dry_run: bool,
-    verbose: bool,
-) -> Result<()> {
-    let prefix = &project.config.tenant_schema_prefix;
-    tenants::check_prefix(prefix)?;
-    let (dir, migrations) = tenant_migrations(project)?;
-    let set = tenants::Set {
-        dir: &dir,
-        migrations: &migrations,
-    };
-    tenants::check_target(set, options.target)?;
-    let url = super::database_url(project, db)?;
-    if dry_run {
-        return output::out(&tenants::up_script(&url, prefix, set, options).await?);
-    }
-    tenants::migrate_up(&url, prefix, set, options, &reporter(verbose)).await
 }

@@ -4,6 +4,7 @@
 //! Uses `project`, `sql` and `error`; never `pattern`, `migrate` or `commands`.
 
 pub mod dev;
+pub mod notices;
 pub mod snapshot;
 pub mod url;
 
@@ -121,4 +122,44 @@ pub async fn exec(conn: &mut PgConnection, sql: &str, context: &str) -> Result<(
 
 pub async fn close(conn: PgConnection) {
     let _ = conn.close().await;
+}
+
+/// Cancels the statement a session is running, as psql's Ctrl-C does. sqlx keeps private the
+/// key a protocol cancel request needs, so another connection asks the server to send the
+/// backend the same signal (`pg_cancel_backend`, allowed on one's own sessions).
+#[derive(Debug, Clone)]
+pub struct Canceller {
+    url: DbUrl,
+    pid: i32,
+}
+
+impl Canceller {
+    /// For the session `conn`, which `url` opened.
+    pub async fn for_session(url: &DbUrl, conn: &mut PgConnection) -> Result<Canceller> {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_catalog.pg_backend_pid()")
+            .fetch_one(conn)
+            .await
+            .map_err(|e| Error::database("cannot read the session's process id", &e))?;
+        Ok(Canceller {
+            url: url.clone(),
+            pid,
+        })
+    }
+
+    /// The server process of the session.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Whether the server accepted to cancel (false: nothing to cancel, or not allowed).
+    pub async fn cancel(&self) -> Result<bool> {
+        let mut conn = connect(&self.url).await?;
+        let sent = sqlx::query_scalar("SELECT pg_catalog.pg_cancel_backend($1)")
+            .bind(self.pid)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| Error::database("cannot cancel the running statement", &e));
+        close(conn).await;
+        sent
+    }
 }

@@ -10,10 +10,12 @@ pub mod files;
 pub mod history;
 pub mod names;
 pub mod plan;
+pub mod progress;
 pub mod runner;
 pub mod tenants;
 
 pub use files::{Migration, MigrationFile};
 pub use history::{State, StatusEntry};
 pub use plan::Down;
-pub use runner::{Outcome, Runner, Scope};
+pub use progress::{Event, Interrupt, Signal};
+pub use runner::{Options, Outcome, Runner, Scope};

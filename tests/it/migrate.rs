@@ -176,7 +176,7 @@ fn dry_run_prints_the_sql_in_order_and_changes_nothing() {
     assert!(one < two);
     assert!(
         run.stdout
-            .contains("CREATE TABLE IF NOT EXISTS _sqlx_migrations")
+            .contains("CREATE TABLE IF NOT EXISTS public._sqlx_migrations")
     );
     assert_eq!(before.diff(&db.snapshot()), vec![]);
     assert_eq!(

@@ -334,7 +334,8 @@ impl Pgx {
         run
     }
 
-    /// Runs and asserts failure with exactly one line on stderr that starts with `error: `.
+    /// Runs and asserts failure with exactly one line on stderr that starts with `error: `, the
+    /// last; before it only the progress lines of a run that applied migrations first.
     pub fn fails(self) -> Run {
         let run = self.run();
         assert!(
@@ -343,15 +344,30 @@ impl Pgx {
             run.command, run.stdout
         );
         assert_eq!(run.code, Some(1), "exit code: {}", run.stderr);
-        assert_eq!(
-            run.stderr.lines().count(),
-            1,
-            "one error line expected:\n{}",
-            run.stderr
-        );
-        assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        let (last, before) = lines.split_last().expect("an error line on stderr");
+        assert!(last.starts_with("error: "), "{}", run.stderr);
+        for line in before {
+            assert!(
+                is_progress_line(line),
+                "one error line expected, after progress lines only:\n{}",
+                run.stderr
+            );
+        }
         run
     }
+}
+
+/// A line pgx prints on stderr as a run progresses (see `output::Progress`), possibly for a
+/// tenant schema (`tenant_acme: applied ...`).
+pub fn is_progress_line(line: &str) -> bool {
+    let line = match line.split_once(": ") {
+        Some((schema, rest)) if !schema.contains(' ') => rest,
+        _ => line,
+    };
+    ["applied ", "reverted ", "retrying ", "waiting for the migration lock"]
+        .iter()
+        .any(|p| line.starts_with(p))
 }
 
 pub struct Run {

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Existing, OnSchema, Set, check_prefix, existing, quoted, schema_name, schemas};
+use super::{Existing, Set, check_prefix, existing, quoted, schema_name, schemas};
 use crate::db::url::DbUrl;
 use crate::error::{Error, Result};
 use crate::migrate::files::Migration;
 use crate::migrate::history::{State, StatusEntry, sqlx_lock_id};
-use crate::migrate::runner::{Runner, Scope};
+use crate::migrate::progress::{Interrupt, Sink};
+use crate::migrate::runner::{Options, Runner, Scope};
 
 /// Tenant names with their schemas, checked: each a valid name, none twice.
 pub fn named<'n>(prefix: &str, names: &'n [String]) -> Result<Vec<(&'n str, String)>> {
@@ -31,8 +32,9 @@ pub async fn add(
     url: &DbUrl,
     schemas: &[(&str, String)],
     set: Set<'_>,
-    lock_timeout: Duration,
-    on_schema: OnSchema<'_>,
+    options: &Options,
+    interrupt: Option<&Interrupt>,
+    sink: Sink<'_>,
 ) -> Result<()> {
     let mut conn = crate::db::connect(url).await?;
     let result = async {
@@ -73,22 +75,23 @@ pub async fn add(
                 });
             }
             let applied = async {
-                let mut runner = Runner::new(
-                    &mut conn,
-                    Scope {
-                        schema: Some(schema.clone()),
-                    },
-                    lock_timeout,
-                )
-                .await?;
+                let scope = Scope {
+                    schema: Some(schema.clone()),
+                };
+                let mut runner = Runner::with_options(&mut conn, scope, options.clone())
+                    .await?
+                    .on_event(sink);
+                if let Some(interrupt) = interrupt {
+                    runner = runner.interruptible(interrupt, url).await?;
+                }
                 runner.up(set.migrations, set.dir, None, false).await
             }
             .await;
             match applied {
-                Ok(outcome) => on_schema(schema, &outcome),
+                Ok(_) => {}
                 Err(source) => {
-                    // The schema is this command's own: nothing of a half-made tenant stays.
-                    let _ = crate::db::exec(&mut conn, "ROLLBACK", "").await;
+                    // The schema is this command's own: nothing of a half-made tenant stays (the
+                    // runner left no transaction open).
                     let dropped =
                         crate::db::exec(&mut conn, &format!("DROP SCHEMA {ident} CASCADE"), "")
                             .await
@@ -155,19 +158,28 @@ fn summarise(prefix: &str, schema: String, entries: Vec<StatusEntry>) -> Listed 
     }
 }
 
-/// `pgx tenant list`: every tenant schema with the state of its migrations.
-pub async fn list(url: &DbUrl, prefix: &str, migrations: &[Migration]) -> Result<Vec<Listed>> {
+/// `pgx tenant list`: every tenant schema with the state of its migrations; schemas left out
+/// because their owner is not trusted go to `sink`.
+pub async fn list(
+    url: &DbUrl,
+    prefix: &str,
+    migrations: &[Migration],
+    trusted_roles: &[String],
+    sink: Sink<'_>,
+) -> Result<Vec<Listed>> {
     check_prefix(prefix)?;
     let mut conn = crate::db::connect(url).await?;
     let result = async {
         let mut listed = Vec::new();
-        for schema in schemas(&mut conn, prefix).await? {
-            let mut runner = Runner::new(
+        for schema in schemas(&mut conn, prefix, trusted_roles, sink).await? {
+            let mut options = Options::new(Duration::ZERO);
+            options.trusted_roles = trusted_roles.to_vec();
+            let mut runner = Runner::with_options(
                 &mut conn,
                 Scope {
                     schema: Some(schema.clone()),
                 },
-                Duration::ZERO,
+                options,
             )
             .await?;
             let entries = runner.status(migrations).await?;

@@ -6,7 +6,9 @@
 //! it: a schema dropped, renamed or restored by hand (`pg_dump -n`) is a tenant exactly when it
 //! looks like one, and no extra table has to be migrated, locked or kept in step. A schema that
 //! merely starts with the prefix is not taken for a tenant, because `pgx tenant add` creates the
-//! history table before it applies anything.
+//! history table before it applies anything. A schema whose owner the migrating role does not
+//! trust (itself, a superuser, or a role listed in `trusted_roles`) is never taken for a tenant:
+//! its owner could have put a booby-trapped `_sqlx_migrations` in it.
 
 mod manage;
 mod up;
@@ -19,7 +21,8 @@ pub use manage::{Listed, add, drop_tenant, list, named};
 pub use up::{UpOptions, check_target, migrate_up, up_script};
 
 use super::files::Migration;
-use super::runner::Outcome;
+use super::history::TRUSTED_ROLES;
+use super::progress::{Event, Sink};
 use crate::error::{Error, Result};
 use crate::sql;
 
@@ -67,21 +70,43 @@ pub fn schema_name(prefix: &str, name: &str) -> Result<String> {
     Ok(format!("{prefix}{name}"))
 }
 
-/// The tenant schemas of the database, by name.
-pub async fn schemas(conn: &mut PgConnection, prefix: &str) -> Result<Vec<String>> {
+/// The tenant schemas of the database, by name. Schemas that look like tenants but are owned
+/// by a role not trusted are left out, each reported to `sink` as [`Event::Ignored`].
+pub async fn schemas(
+    conn: &mut PgConnection,
+    prefix: &str,
+    trusted_roles: &[String],
+    sink: Sink<'_>,
+) -> Result<Vec<String>> {
     check_prefix(prefix)?;
-    sqlx::query_scalar(
-        "SELECT n.nspname::text FROM pg_catalog.pg_namespace n
-         WHERE pg_catalog.starts_with(n.nspname::text, $1) AND n.nspname::text <> $1
+    let query = format!(
+        "WITH trusted AS ({TRUSTED_ROLES})
+         SELECT n.nspname::pg_catalog.text, pg_catalog.pg_get_userbyid(n.nspowner),
+                n.nspowner OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT oid FROM trusted))
+         FROM pg_catalog.pg_namespace n
+         WHERE pg_catalog.starts_with(n.nspname::pg_catalog.text, $2)
+           AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.<>) $2
            AND EXISTS (SELECT FROM pg_catalog.pg_class c
-                       WHERE c.relnamespace = n.oid AND c.relname = '_sqlx_migrations'
-                         AND c.relkind IN ('r', 'p'))
-         ORDER BY n.nspname",
-    )
-    .bind(prefix)
-    .fetch_all(conn)
-    .await
-    .map_err(|e| Error::database("cannot list the tenant schemas", &e))
+                       WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid
+                         AND c.relname OPERATOR(pg_catalog.=) '_sqlx_migrations'
+                         AND c.relkind OPERATOR(pg_catalog.=) ANY ('{{r,p}}'::pg_catalog.\"char\"[]))
+         ORDER BY n.nspname"
+    );
+    let found: Vec<(String, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(query))
+        .bind(trusted_roles)
+        .bind(prefix)
+        .fetch_all(conn)
+        .await
+        .map_err(|e| Error::database("cannot list the tenant schemas", &e))?;
+    let mut tenants = Vec::with_capacity(found.len());
+    for (schema, owner, trusted) in found {
+        if trusted {
+            tenants.push(schema);
+        } else {
+            sink(None, &Event::Ignored { schema, owner });
+        }
+    }
+    Ok(tenants)
 }
 
 /// What a schema named like a tenant's is: nothing yet, a tenant, or something else.
@@ -118,9 +143,6 @@ fn quoted(schema: &str) -> Result<String> {
             reason,
         })
 }
-
-/// Called with each schema and what was applied in it, as each one finishes.
-pub type OnSchema<'a> = &'a dyn Fn(&str, &Outcome);
 
 /// The tenant migrations: where they come from, and what they are.
 #[derive(Debug, Clone, Copy)]

@@ -3,22 +3,24 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use sqlx::postgres::PgConnection;
 
-use super::{OnSchema, Set, check_prefix, schemas};
+use super::{Set, check_prefix, schemas};
 use crate::db::url::DbUrl;
 use crate::error::{Error, Result};
-use crate::migrate::runner::{Outcome, Runner, Scope};
+use crate::migrate::progress::{Interrupt, Sink};
+use crate::migrate::runner::{Options, Outcome, Runner, Scope};
 
 /// Options of `pgx migrate up --tenants`.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    pub lock_timeout: Duration,
+    pub runner: Options,
     pub target: Option<i64>,
     pub ignore_missing: bool,
     pub jobs: usize,
+    /// Stops every job: each cancels its running statement and rolls back.
+    pub interrupt: Option<Interrupt>,
 }
 
 /// `pgx migrate up --tenants`: the tenant migrations in every tenant schema, `jobs` schemas at
@@ -30,12 +32,12 @@ pub async fn migrate_up(
     prefix: &str,
     set: Set<'_>,
     options: &UpOptions,
-    on_schema: OnSchema<'_>,
+    sink: Sink<'_>,
 ) -> Result<()> {
     check_prefix(prefix)?;
     check_target(set, options.target)?;
     let mut conn = crate::db::connect(url).await?;
-    let found = schemas(&mut conn, prefix).await;
+    let found = schemas(&mut conn, prefix, &options.runner.trusted_roles, sink).await;
     crate::db::close(conn).await;
     let schemas = found?;
     let total = schemas.len();
@@ -49,7 +51,7 @@ pub async fn migrate_up(
         url,
         set,
         options,
-        on_schema,
+        sink,
     };
     // Jobs borrow from this frame, so they are joined here rather than spawned.
     let workers: Vec<_> = (0..options.jobs.clamp(1, total.max(1)))
@@ -89,7 +91,7 @@ struct Job<'a> {
     url: &'a DbUrl,
     set: Set<'a>,
     options: &'a UpOptions,
-    on_schema: OnSchema<'a>,
+    sink: Sink<'a>,
 }
 
 /// One job: its own connection, taking schemas from the queue until it is empty or a job failed.
@@ -109,11 +111,8 @@ async fn worker(run: &Run, job: &Job<'_>) {
         let Some(schema) = run.queue.borrow_mut().pop_front() else {
             break;
         };
-        match migrate_schema(&mut conn, &schema, job.set, job.options).await {
-            Ok(outcome) => {
-                run.migrated.set(run.migrated.get() + 1);
-                (job.on_schema)(&schema, &outcome);
-            }
+        match migrate_schema(&mut conn, &schema, job).await {
+            Ok(_) => run.migrated.set(run.migrated.get() + 1),
             Err(e) => {
                 run.stop.set(true);
                 run.failures.borrow_mut().push((schema, e));
@@ -124,26 +123,22 @@ async fn worker(run: &Run, job: &Job<'_>) {
     crate::db::close(conn).await;
 }
 
-async fn migrate_schema(
-    conn: &mut PgConnection,
-    schema: &str,
-    set: Set<'_>,
-    options: &UpOptions,
-) -> Result<Outcome> {
-    let mut runner = Runner::new(
-        conn,
-        Scope {
-            schema: Some(schema.to_string()),
-        },
-        options.lock_timeout,
-    )
-    .await?;
+async fn migrate_schema(conn: &mut PgConnection, schema: &str, job: &Job<'_>) -> Result<Outcome> {
+    let scope = Scope {
+        schema: Some(schema.to_string()),
+    };
+    let mut runner = Runner::with_options(conn, scope, job.options.runner.clone())
+        .await?
+        .on_event(job.sink);
+    if let Some(interrupt) = &job.options.interrupt {
+        runner = runner.interruptible(interrupt, job.url).await?;
+    }
     runner
         .up(
-            set.migrations,
-            set.dir,
-            options.target,
-            options.ignore_missing,
+            job.set.migrations,
+            job.set.dir,
+            job.options.target,
+            job.options.ignore_missing,
         )
         .await
 }
@@ -164,19 +159,20 @@ pub async fn up_script(
     prefix: &str,
     set: Set<'_>,
     options: &UpOptions,
+    sink: Sink<'_>,
 ) -> Result<String> {
     check_prefix(prefix)?;
     check_target(set, options.target)?;
     let mut conn = crate::db::connect(url).await?;
     let result = async {
         let mut script = String::new();
-        for schema in schemas(&mut conn, prefix).await? {
-            let mut runner = Runner::new(
+        for schema in schemas(&mut conn, prefix, &options.runner.trusted_roles, sink).await? {
+            let mut runner = Runner::with_options(
                 &mut conn,
                 Scope {
                     schema: Some(schema.clone()),
                 },
-                Duration::ZERO,
+                options.runner.clone(),
             )
             .await?;
             script.push_str(&format!("\n-- tenant schema {schema:?}\n"));
