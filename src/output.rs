@@ -268,7 +268,11 @@ fn describe_holder(h: &LockHolder) -> String {
     if let Some(query) = h.query.as_deref().filter(|q| !q.is_empty()) {
         const SHOWN: usize = 200;
         let short: String = query.chars().take(SHOWN).collect();
-        let more = if query.chars().count() > SHOWN { "…" } else { "" };
+        let more = if query.chars().count() > SHOWN {
+            "…"
+        } else {
+            ""
+        };
         text.push_str(&format!(", query: {short}{more}"));
     }
     text

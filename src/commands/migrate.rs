@@ -96,7 +96,9 @@ pub(super) fn options(project: &Project, lock: &LockArgs, run: &RunArgs) -> Opti
     let mut options = Options::new(lock.lock_timeout);
     options.attempt_timeout = run.lock_attempt_timeout;
     options.lock_retries = run.lock_retries;
-    options.trusted_roles.clone_from(&project.config.trusted_roles);
+    options
+        .trusted_roles
+        .clone_from(&project.config.trusted_roles);
     options
 }
 
@@ -224,7 +226,9 @@ async fn status(project: &Project, db: &DbArgs, json: bool, exit_code: bool) -> 
     let url = super::database_url(project, db)?;
     let mut conn = db::connect(&url).await?;
     let mut options = Options::new(std::time::Duration::ZERO);
-    options.trusted_roles.clone_from(&project.config.trusted_roles);
+    options
+        .trusted_roles
+        .clone_from(&project.config.trusted_roles);
     let entries = async {
         Runner::with_options(&mut conn, Scope::default(), options)
             .await?

@@ -12,6 +12,7 @@ mod hostile;
 mod migrate;
 mod pattern_engine;
 mod readme;
+mod runner;
 mod snapshots;
 mod sqlx_interop;
 mod tenant_render;

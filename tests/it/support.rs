@@ -365,9 +365,14 @@ pub fn is_progress_line(line: &str) -> bool {
         Some((schema, rest)) if !schema.contains(' ') => rest,
         _ => line,
     };
-    ["applied ", "reverted ", "retrying ", "waiting for the migration lock"]
-        .iter()
-        .any(|p| line.starts_with(p))
+    [
+        "applied ",
+        "reverted ",
+        "retrying ",
+        "waiting for the migration lock",
+    ]
+    .iter()
+    .any(|p| line.starts_with(p))
 }
 
 pub struct Run {

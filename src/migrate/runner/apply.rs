@@ -85,7 +85,10 @@ impl Runner<'_> {
             if let Some(signal) = self.interrupted() {
                 break Err(self.interruption(
                     signal,
-                    format!("stopped before migration {} {} ({action})", m.version, m.description),
+                    format!(
+                        "stopped before migration {} {} ({action})",
+                        m.version, m.description
+                    ),
                 ));
             }
             if let Err(e) = self.reset_session(!file.no_transaction).await {

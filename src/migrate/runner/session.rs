@@ -159,7 +159,8 @@ impl Runner<'_> {
         let open = self.capture.wrap(probe).await;
         self.flush_messages();
         // An error here is most likely "current transaction is aborted" (25P02).
-        open.and_then(|row| row.try_get::<bool, _>(0)).unwrap_or(true)
+        open.and_then(|row| row.try_get::<bool, _>(0))
+            .unwrap_or(true)
     }
 
     /// After a failure, ends whatever transaction is open, so that nothing is left half-done and
