@@ -139,7 +139,7 @@ pub(super) async fn resolve(
     };
     let trust_hint = |role: &str| {
         format!(
-            "a trigger or rule it adds would run with your rights (you are {me:?}): if {role:?} is yours, list it under trusted_roles in pgx.yaml, or run pgx as {role:?}"
+            "a trigger or rule it adds would run with your rights (you are {me:?}); if role {role:?} is one you trust, list it under trusted_roles in pgx.yaml (or run pgx as that role), otherwise find out who made it"
         )
     };
     match (kind.as_deref(), owner, owner_trusted) {

@@ -8,6 +8,7 @@ mod catalog_snapshot;
 mod check;
 mod cli;
 mod dev;
+mod history_trust;
 mod hostile;
 mod migrate;
 mod pattern_engine;
