@@ -11,7 +11,7 @@ pub mod url;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 use self::dev::{Cluster, Started};
@@ -103,6 +103,7 @@ pub async fn connect(url: &DbUrl) -> Result<PgConnection> {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(fail(match &e {
             sqlx::Error::Io(io) => format!("{io} (is PostgreSQL running and listening there?)"),
+            sqlx::Error::Tls(tls) => describe_tls(&tls.to_string(), opts.get_ssl_mode()),
             other => describe_db_error(other),
         })),
         Err(_) => Err(fail(format!(
@@ -110,6 +111,44 @@ pub async fn connect(url: &DbUrl) -> Result<PgConnection> {
             CONNECT_TIMEOUT.as_secs()
         ))),
     }
+}
+
+/// A TLS failure in the user's terms: OpenSSL's reason without its source locations, and
+/// what the `sslmode` in force checks.
+fn describe_tls(text: &str, mode: PgSslMode) -> String {
+    let reason = match (text.rfind('('), text.ends_with(')')) {
+        (Some(open), true) if text.contains("certificate verify failed") => {
+            format!(
+                "the server's certificate was refused: {}",
+                &text[open + 1..text.len() - 1]
+            )
+        }
+        // OpenSSL's `error:...:file.c:123:` chains: keep the words only.
+        _ => one_line(
+            &text
+                .split(':')
+                .filter(|part| {
+                    let p = part.trim();
+                    !(p.is_empty()
+                        || p.starts_with("error")
+                        || p.ends_with(".c")
+                        || p.chars().all(|c| c.is_ascii_digit())
+                        || p.chars().all(|c| c.is_ascii_hexdigit()))
+                })
+                .collect::<Vec<_>>()
+                .join(":"),
+        ),
+    };
+    let checks = match mode {
+        PgSslMode::VerifyCa => {
+            "; sslmode=verify-ca checks that a certificate of sslrootcert signed it"
+        }
+        PgSslMode::VerifyFull => {
+            "; sslmode=verify-full checks that a certificate of sslrootcert signed it and that it names the host connected to"
+        }
+        _ => "",
+    };
+    format!("TLS: {reason}{checks}")
 }
 
 /// Runs `sql` (our own statement, no user input spliced in) and maps failures to `context`.

@@ -210,7 +210,7 @@ fn migrate_without_a_url_uses_the_dev_cluster_and_says_which_database() {
         "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL);",
         "DROP TABLE orders;",
     );
-    let up = d.pgx().args(["migrate", "up"]).ok();
+    let up = d.pgx().args(["migrate", "up", "-q"]).ok();
     let line = one_stderr_line(&up);
     assert!(
         line.contains("no database URL set; using database \"postgres\" of the dev cluster in")
@@ -305,7 +305,7 @@ fn as_root_a_project_the_server_user_cannot_enter_keeps_its_data_in_that_users_h
     };
     fs::set_permissions(d.p.path(), fs::Permissions::from_mode(0o700)).unwrap();
     d.p.add("create_t", "CREATE TABLE t (x int);", "DROP TABLE t;");
-    let up = d.pgx().args(["migrate", "up"]).ok();
+    let up = d.pgx().args(["migrate", "up", "-q"]).ok();
     assert!(one_stderr_line(&up).ends_with("(created and started it)"));
     let link = d.root().join(".pgx/data");
     let target = fs::read_link(&link).expect(".pgx/data links to the data");

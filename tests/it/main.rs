@@ -20,3 +20,4 @@ mod tenant_render;
 mod tenant_rls;
 mod tenant_schemas;
 mod timestamps;
+mod tls;

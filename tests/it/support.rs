@@ -359,20 +359,27 @@ impl Pgx {
 }
 
 /// A line pgx prints on stderr as a run progresses (see `output::Progress`), possibly for a
-/// tenant schema (`tenant_acme: applied ...`).
+/// tenant schema (`tenant_acme: applied ...`): a migration applied or reverted, a retry, a wait
+/// for the migration lock, or a server message during a migration (`VERSION DESC: notice: ...`).
 pub fn is_progress_line(line: &str) -> bool {
     let line = match line.split_once(": ") {
         Some((schema, rest)) if !schema.contains(' ') => rest,
         _ => line,
     };
-    [
-        "applied ",
-        "reverted ",
-        "retrying ",
-        "waiting for the migration lock",
-    ]
-    .iter()
-    .any(|p| line.starts_with(p))
+    let server_message = line
+        .split(' ')
+        .next()
+        .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        && (line.contains(": notice: ") || line.contains(": warning: "));
+    server_message
+        || [
+            "applied ",
+            "reverted ",
+            "retrying ",
+            "waiting for the migration lock",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p))
 }
 
 pub struct Run {
