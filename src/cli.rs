@@ -152,9 +152,9 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
     /// lock_timeout of each attempt of a transactional migration: a statement waiting longer
-    /// for a table lock fails, the migration is rolled back and retried (e.g. 200ms, 1s; 0 keeps
+    /// for a table lock fails, the migration is rolled back and retried (e.g. 100ms, 1s; 0 keeps
     /// the session's). A migration's own SET LOCAL lock_timeout wins.
-    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     pub lock_attempt_timeout: Duration,
     /// How many times a migration that could not get a table lock in time runs again, after
     /// growing, jittered pauses (0: never).

@@ -51,7 +51,7 @@ pub struct Outcome {
 }
 
 /// The per-attempt `lock_timeout` of a transactional migration, unless told otherwise.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(100);
 /// How many times a migration that failed for want of a lock runs again, unless told otherwise.
 pub const LOCK_RETRIES: u32 = 10;
 
