@@ -96,6 +96,13 @@ SQL
       printf "\n" }'
 }
 
+# The pattern's lock-timeout parameter: lock_timeout (a duration) or, before, lock_timeout_ms.
+if "$PGX" patterns show timestamps --json | grep -q '"lock_timeout_ms"'; then
+  LOCK_SET="lock_timeout_ms=$LOCK_MS"
+else
+  LOCK_SET="lock_timeout=${LOCK_MS}ms"
+fi
+
 echo "live DDL: 1,000,000 rows, 4 pgbench writers, a 10 s reader from +1 s, the migration from +2 s"
 run single -- --lock-retries 0
-run retries --set "lock_timeout_ms=$LOCK_MS" --
+run retries --set "$LOCK_SET" --

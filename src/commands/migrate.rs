@@ -44,27 +44,19 @@ pub async fn run(project: &Project, command: Migrate) -> Result<()> {
             dry_run,
             ignore_missing,
             run,
-            tenants: true,
+            tenants,
             jobs,
         } => {
-            let options = tenants::UpOptions {
-                runner: options(project, &lock, &run),
-                target,
-                ignore_missing,
-                jobs: usize::from(jobs),
-                interrupt: None,
-            };
-            up_tenants(project, &db, options, dry_run, &run).await
-        }
-        Migrate::Up {
-            db,
-            lock,
-            target,
-            dry_run,
-            ignore_missing,
-            run,
-            ..
-        } => {
+            if tenants {
+                let options = tenants::UpOptions {
+                    runner: options(project, &lock, &run),
+                    target,
+                    ignore_missing,
+                    jobs: usize::from(jobs),
+                    interrupt: None,
+                };
+                return up_tenants(project, &db, options, dry_run, &run).await;
+            }
             let action = Action::Up {
                 target,
                 ignore_missing,

@@ -31,6 +31,15 @@ fn booby_trapped_history(schema: &str, attacker: &str) -> String {
     )
 }
 
+/// A tenant migration creating table `name`.
+fn tenant_table(p: &Project, name: &str) {
+    p.pgx()
+        .args(["add", name, "--scope", "tenant"])
+        .args(["--up", &format!("CREATE TABLE {name} (id int);")])
+        .args(["--down", &format!("DROP TABLE {name};")])
+        .ok();
+}
+
 fn gained_nothing(db: &TestDb, attacker: &TestRole, log_schema: &str) {
     assert_eq!(
         db.scalar(&format!(
@@ -178,15 +187,7 @@ fn tenant_discovery_skips_schemas_it_does_not_trust() {
         db.name, attacker.name
     ));
     let p = Project::new();
-    p.pgx()
-        .args(["add", "notes", "--scope", "tenant"])
-        .args([
-            "--up",
-            "CREATE TABLE notes (id int);",
-            "--down",
-            "DROP TABLE notes;",
-        ])
-        .ok();
+    tenant_table(&p, "notes");
     p.pgx().db(&db).args(["tenant", "add", "acme", "-q"]).ok();
     exec_as(
         &db,
@@ -196,15 +197,7 @@ fn tenant_discovery_skips_schemas_it_does_not_trust() {
             booby_trapped_history("tenant_evil", &attacker.name)
         ),
     );
-    p.pgx()
-        .args(["add", "tags", "--scope", "tenant"])
-        .args([
-            "--up",
-            "CREATE TABLE tags (id int);",
-            "--down",
-            "DROP TABLE tags;",
-        ])
-        .ok();
+    tenant_table(&p, "tags");
     let run = p
         .pgx()
         .db(&db)
@@ -245,15 +238,7 @@ fn roles_named_in_trusted_roles_are_trusted() {
     );
     let p = Project::new();
     p.add("alpha", "CREATE TABLE alpha (id int);", "DROP TABLE alpha;");
-    p.pgx()
-        .args(["add", "notes", "--scope", "tenant"])
-        .args([
-            "--up",
-            "CREATE TABLE notes (id int);",
-            "--down",
-            "DROP TABLE notes;",
-        ])
-        .ok();
+    tenant_table(&p, "notes");
     p.pgx()
         .db(&db)
         .args(["migrate", "up"])

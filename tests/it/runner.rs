@@ -37,6 +37,16 @@ fn finish(mut child: Child, limit: Duration) -> Run {
     }
 }
 
+/// Waits until a session of pgx waits for a lock (a table's or the migration lock).
+fn pgx_waits_for_a_lock(db: &TestDb) {
+    wait_until("pgx to wait for a lock", Duration::from_secs(10), || {
+        count(
+            db,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgx' AND wait_event_type = 'Lock'",
+        ) > 0
+    });
+}
+
 fn versions(p: &Project) -> Vec<String> {
     p.files("migrations")
         .iter()
@@ -420,12 +430,7 @@ fn a_migration_waiting_for_a_busy_table_is_retried_until_it_gets_the_lock() {
         ])
         .spawn();
     // Released once the runner has retried at least once.
-    wait_until("a retry", Duration::from_secs(10), || {
-        count(
-            &db,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgx' AND wait_event_type = 'Lock'",
-        ) > 0
-    });
+    pgx_waits_for_a_lock(&db);
     std::thread::sleep(Duration::from_millis(600));
     release.send(()).unwrap();
     let run = finish(child, Duration::from_secs(30));
@@ -499,12 +504,7 @@ fn retries_give_up_clearly_and_a_migrations_own_lock_timeout_wins() {
             "0",
         ])
         .spawn();
-    wait_until("the migration to wait", Duration::from_secs(10), || {
-        count(
-            &db,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgx' AND wait_event_type = 'Lock'",
-        ) > 0
-    });
+    pgx_waits_for_a_lock(&db);
     std::thread::sleep(Duration::from_millis(300));
     release.send(()).unwrap();
     let run = finish(child, Duration::from_secs(30));
@@ -557,12 +557,7 @@ fn waiting_for_the_migration_lock_names_who_holds_it() {
         .args(["migrate", "up", "--lock-timeout", "20s"])
         .spawn();
     // Released after pgx has said who holds it (it says so after one second).
-    wait_until("pgx to wait", Duration::from_secs(10), || {
-        count(
-            &db,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgx' AND wait_event_type = 'Lock'",
-        ) > 0
-    });
+    pgx_waits_for_a_lock(&db);
     std::thread::sleep(Duration::from_millis(1600));
     release.send(()).unwrap();
     let run = finish(child, Duration::from_secs(30));
@@ -703,23 +698,18 @@ fn sigint_while_waiting_for_the_migration_lock_stops_the_wait() {
     p.add("alpha", "CREATE TABLE alpha (id int);", "DROP TABLE alpha;");
     let (_, release) = hold_migration_lock(&db, db.url.clone());
     let child = p.pgx().db(&db).args(["migrate", "up", "-q"]).spawn();
-    wait_until("pgx to wait", Duration::from_secs(10), || {
-        count(
-            &db,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgx' AND wait_event_type = 'Lock'",
-        ) > 0
-    });
+    pgx_waits_for_a_lock(&db);
     signal(&child, "INT");
     let run = finish(child, Duration::from_secs(10));
     assert_eq!(run.code, Some(130), "{}", run.stderr);
     run.stderr_has("stopped while waiting for the migration lock on this database");
-    assert_eq!(
+    // pgx closed its sessions (the server ends them a moment later), none still waiting.
+    wait_until("pgx's sessions to end", Duration::from_secs(5), || {
         count(
             &db,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgx'"
-        ),
-        0
-    );
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgx'",
+        ) == 0
+    });
     release.send(()).unwrap();
     // The history table is created under the lock: nothing happened.
     assert_eq!(

@@ -50,6 +50,12 @@ pub struct Outcome {
     pub versions: Vec<(i64, String, Duration)>,
 }
 
+impl Outcome {
+    fn push(&mut self, m: &Migration, took: Duration) {
+        self.versions.push((m.version, m.description.clone(), took));
+    }
+}
+
 /// The per-attempt `lock_timeout` of a transactional migration, unless told otherwise.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(100);
 /// How many times a migration that failed for want of a lock runs again, unless told otherwise.
@@ -287,10 +293,7 @@ impl<'c> Runner<'c> {
             let todo = plan_up(migrations, &applied, dir, target, ignore_missing)?;
             let mut outcome = Outcome::default();
             for m in todo {
-                let took = r.apply(m).await?;
-                outcome
-                    .versions
-                    .push((m.version, m.description.clone(), took));
+                outcome.push(m, r.apply(m).await?);
             }
             Ok(outcome)
         })
@@ -309,10 +312,7 @@ impl<'c> Runner<'c> {
             let todo = plan_down(migrations, &applied, dir, how)?;
             let mut outcome = Outcome::default();
             for (m, down) in todo {
-                let took = r.revert(m, down).await?;
-                outcome
-                    .versions
-                    .push((m.version, m.description.clone(), took));
+                outcome.push(m, r.revert(m, down).await?);
             }
             Ok(outcome)
         })
@@ -330,14 +330,8 @@ impl<'c> Runner<'c> {
                 ));
             };
             let mut outcome = Outcome::default();
-            let took = r.revert(m, down).await?;
-            outcome
-                .versions
-                .push((m.version, m.description.clone(), took));
-            let took = r.apply(m).await?;
-            outcome
-                .versions
-                .push((m.version, m.description.clone(), took));
+            outcome.push(m, r.revert(m, down).await?);
+            outcome.push(m, r.apply(m).await?);
             Ok(outcome)
         })
         .await
