@@ -6,9 +6,12 @@
 //! to create schemas can create one named after the migrating role and put its own
 //! `_sqlx_migrations` there, with a trigger that then runs with the migrator's rights. So the
 //! schema sqlx would use is looked up once, and the table in it is refused unless the
-//! migrating role, a superuser or a role named in `trusted_roles` owns it (and its schema, when
-//! pgx is to create it), it is a plain table, and it has no triggers or rules (pgx and sqlx
-//! create none). Every later statement names the table qualified.
+//! migrating role, a superuser or a role named in `trusted_roles` owns it, it is a plain table,
+//! and it has no triggers or rules (pgx and sqlx create none); nor is it created in a schema
+//! named after the migrating role but owned by another. A table pgx created in a schema another
+//! role owns (`public`, owned by the database's owner) can be dropped and replaced by that
+//! owner, but the replacement is then that role's, and refused. Every later statement names the
+//! table qualified.
 
 use std::collections::BTreeMap;
 
@@ -87,7 +90,8 @@ pub(super) async fn resolve(
                       WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT t.tgisinternal ORDER BY 1),
                 ARRAY(SELECT r.rulename::pg_catalog.text FROM pg_catalog.pg_rewrite r
                       WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid ORDER BY 1),
-                CURRENT_USER::pg_catalog.text
+                CURRENT_USER::pg_catalog.text,
+                path.nsp OPERATOR(pg_catalog.=) CURRENT_USER
          FROM path
          JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) path.nsp
          LEFT JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
@@ -105,6 +109,7 @@ pub(super) async fn resolve(
         Vec<String>,
         Vec<String>,
         String,
+        bool,
     );
     let found: Option<Found> = sqlx::query_as(sqlx::AssertSqlSafe(query))
         .bind(trusted_roles)
@@ -112,8 +117,18 @@ pub(super) async fn resolve(
         .fetch_optional(conn)
         .await
         .map_err(|e| Error::database(format!("cannot look for {TABLE}"), &e))?;
-    let Some((nsp, nsp_owner, nsp_trusted, kind, owner, owner_trusted, triggers, rules, me)) =
-        found
+    let Some((
+        nsp,
+        nsp_owner,
+        nsp_trusted,
+        kind,
+        owner,
+        owner_trusted,
+        triggers,
+        rules,
+        me,
+        named_after_me,
+    )) = found
     else {
         return Err(match schema {
             Some(s) => Error::Database {
@@ -143,9 +158,10 @@ pub(super) async fn resolve(
         )
     };
     match (kind.as_deref(), owner, owner_trusted) {
-        (None, ..) if !nsp_trusted => Err(refuse(format!(
-            "it would be created in schema {nsp:?} (first in search_path), owned by role {nsp_owner:?}, which could replace it; {}",
-            trust_hint(&nsp_owner)
+        // A schema named after the migrating role comes first through "$user"; owned by
+        // another role, it is the classic trap (CVE-2018-1058), never a set-up.
+        (None, ..) if named_after_me && !nsp_trusted => Err(refuse(format!(
+            "it would be created in schema {nsp:?}, which comes first in search_path (\"$user\") but is owned by role {nsp_owner:?}: whatever pgx and your migrations create there, that role can replace; drop that schema, or give your role a search_path without \"$user\" (ALTER ROLE ... SET search_path = public)"
         ))),
         (None, ..) => Ok(HistoryTable {
             schema: nsp,

@@ -122,7 +122,7 @@ fn a_schema_named_after_the_migrating_role_cannot_plant_a_history_table() {
             .args(["migrate", "up"])
             .fails()
             .stderr_has(&format!(
-                "it would be created in schema \"{me}\" (first in search_path), owned by role \"{}\"",
+                "it would be created in schema \"{me}\", which comes first in search_path (\"$user\") but is owned by role \"{}\"",
                 attacker.name
             ));
         // Dropped, pgx uses public as sqlx would.
@@ -265,4 +265,29 @@ fn roles_named_in_trusted_roles_are_trusted() {
         db.column("SELECT schemaname || '.' || tablename FROM pg_tables WHERE tablename IN ('alpha', 'notes') ORDER BY 1"),
         ["public.alpha", "tenant_legacy.notes"]
     );
+}
+
+#[test]
+fn a_public_schema_owned_by_a_weaker_database_owner_still_takes_the_history() {
+    // public belongs to the database's owner (pg_database_owner): a table pgx creates there is
+    // still pgx's, and a replacement the owner made would be refused.
+    let db = TestDb::new();
+    let app = TestRole::new("app", "NOSUPERUSER NOBYPASSRLS");
+    db.exec(&format!("ALTER DATABASE {} OWNER TO {}", db.name, app.name));
+    let p = Project::new();
+    p.add("alpha", "CREATE TABLE alpha (id int);", "DROP TABLE alpha;");
+    p.pgx().db(&db).args(["migrate", "up", "-q"]).ok();
+    exec_as(
+        &db,
+        &app,
+        "DROP TABLE public._sqlx_migrations;
+         CREATE TABLE public._sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+             installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL,
+             checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL);",
+    );
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "status"])
+        .fails()
+        .stderr_has(&format!("it is owned by role \"{}\"", app.name));
 }

@@ -33,29 +33,37 @@ pub(super) fn millis(d: Duration) -> String {
 
 /// Awaits `statement` with its server messages captured; when `interrupt` is triggered
 /// meanwhile, asks the server to cancel it and awaits its (failed) result: dropping it instead
-/// would leave the server running it, and the connection unusable.
+/// would leave the server running it, and the connection unusable. The request is repeated
+/// each second while the statement runs: one sent just before the server started it is
+/// ignored.
 async fn guarded<T>(
     capture: &Capture,
     interrupt: Option<&(Interrupt, Canceller)>,
     statement: impl Future<Output = std::result::Result<T, sqlx::Error>>,
 ) -> std::result::Result<T, sqlx::Error> {
     let statement = capture.wrap(statement);
-    match interrupt {
-        None => statement.await,
-        Some((interrupt, canceller)) => {
-            tokio::pin!(statement);
-            tokio::select! {
-                biased;
-                r = &mut statement => r,
-                () = interrupt.triggered() => {
-                    // If this fails, the statement runs to its end and the run stops after it.
-                    let _ = canceller.cancel().await;
-                    statement.await
-                }
-            }
+    let Some((interrupt, canceller)) = interrupt else {
+        return statement.await;
+    };
+    tokio::pin!(statement);
+    tokio::select! {
+        biased;
+        r = &mut statement => return r,
+        () = interrupt.triggered() => {}
+    }
+    loop {
+        // If this fails, the statement runs to its end and the run stops after it.
+        let _ = canceller.cancel().await;
+        tokio::select! {
+            biased;
+            r = &mut statement => return r,
+            () = tokio::time::sleep(CANCEL_AGAIN_AFTER) => {}
         }
     }
 }
+
+/// How long a cancelled statement may go on before the cancel request is sent again.
+const CANCEL_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 impl Runner<'_> {
     /// Hands the server messages read since the last call to the sink, attributed to the
