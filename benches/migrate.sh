@@ -42,7 +42,7 @@ for r in $(seq 1 "$runs"); do
     psql "$admin" -Xqc "CREATE DATABASE $db"
     start=$(now)
     if [ "$tool" = pgx ]; then
-      "$pgx" migrate up --database-url "$base/$db"
+      "$pgx" migrate up -q --database-url "$base/$db"
     else
       psql "$base/$db" -Xq -v ON_ERROR_STOP=1 -f all.psql >/dev/null
     fi

@@ -237,7 +237,7 @@ impl Runner<'_> {
             }
         }
         let end = sql::line_count(&file.sql);
-        if !in_tx && self.left_open().await {
+        if !in_tx && self.in_transaction().await {
             self.settle().await;
             return Err(Failed::Other(fail(
                 end,

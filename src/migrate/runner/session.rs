@@ -27,7 +27,7 @@ pub(super) const LOCK_NOT_AVAILABLE: &str = "55P03";
 pub(super) const QUERY_CANCELED: &str = "57014";
 
 /// `lock_timeout` as PostgreSQL reads it.
-pub(super) fn millis(d: Duration) -> String {
+fn millis(d: Duration) -> String {
     format!("'{}ms'", d.as_millis())
 }
 
@@ -157,7 +157,7 @@ impl Runner<'_> {
 
     /// Whether a transaction block is open (even a failed one): outside one, a statement is its
     /// own transaction and starts when the transaction does.
-    async fn in_transaction(&mut self) -> bool {
+    pub(super) async fn in_transaction(&mut self) -> bool {
         // The simple protocol: with the extended one, the statement starts after the
         // transaction (at Bind, not Parse) even outside a block.
         let probe = sqlx::raw_sql(
@@ -177,11 +177,6 @@ impl Runner<'_> {
         if self.in_transaction().await {
             let _ = self.query("ROLLBACK").await;
         }
-    }
-
-    /// Whether a no-transaction file left a transaction block open behind it.
-    pub(super) async fn left_open(&mut self) -> bool {
-        self.in_transaction().await
     }
 
     /// Takes the migration lock: at once when it is free; else waits up to `lock_timeout`
