@@ -748,9 +748,9 @@ fn a_partition_created_later_is_isolated_by_tenant_and_audited() {
     );
     // And both inserts were audited, naming that partition.
     assert_eq!(
-        db.column(&format!(
+        db.column(
             "SELECT operation FROM audit.log WHERE partition_name IS NULL AND new_row->>'body' IN ('one', 'two') ORDER BY id"
-        )),
+        ),
         ["INSERT", "INSERT"]
     );
     assert!(
@@ -759,5 +759,57 @@ fn a_partition_created_later_is_isolated_by_tenant_and_audited() {
         ))
         .is_some_and(|n| n != "0"),
         "audit triggers on {later}"
+    );
+}
+
+/// backend=partman on the real pg_partman (Debian's postgresql-15-partman): the table is handed
+/// to create_parent with premake and retention from the same parameters, maintenance runs
+/// pg_partman's, and down lets go of it.
+#[test]
+fn backend_partman_hands_the_table_to_pg_partman() {
+    let db = TestDb::new();
+    db.exec("CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman");
+    let p = partitioned(
+        &db,
+        "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (id, created_at))",
+        "events",
+        &[
+            "column=created_at",
+            "backend=partman",
+            "premake=3",
+            "retention=2 months",
+            "retention_mode=drop",
+        ],
+    );
+    assert_eq!(
+        db.rows("SELECT premake, retention, retention_keep_table FROM partman.part_config WHERE parent_table = 'public.events'"),
+        vec![vec![Some("3".into()), Some("2 months".into()), Some("f".into())]]
+    );
+    let before = partitions(&db, "events").len();
+    assert!(before > 3, "{before}");
+    p.pgx()
+        .db(&db)
+        .args(["partition", "maintain"])
+        .ok()
+        .stdout_has("partman run_maintenance public.events");
+    assert!(
+        partitions(&db, "events").len() < before,
+        "pg_partman's retention dropped the partitions older than 2 months"
+    );
+    db.exec("INSERT INTO events DEFAULT VALUES");
+    p.pgx().db(&db).args(["migrate", "down"]).ok();
+    assert_eq!(
+        db.scalar("SELECT relkind FROM pg_class WHERE oid = 'events'::regclass")
+            .as_deref(),
+        Some("r")
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM events").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM partman.part_config")
+            .as_deref(),
+        Some("0")
     );
 }
