@@ -11,6 +11,7 @@ mod dev;
 mod history_trust;
 mod hostile;
 mod migrate;
+mod partition;
 mod pattern_engine;
 mod readme;
 mod runner;
