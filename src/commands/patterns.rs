@@ -22,7 +22,7 @@ fn origin_json(origin: &Origin) -> serde_json::Value {
 pub fn run(project: &Project, args: &PatternsArgs) -> Result<()> {
     let catalog = Catalog::load(&Sources::of(project))?;
     match &args.command {
-        None if args.json => output::json(&json!(
+        None if args.json.json => output::json(&json!(
             catalog
                 .patterns()
                 .map(|p| json!({ "name": p.name, "origin": origin_json(&p.origin), "summary": p.summary }))
@@ -35,7 +35,12 @@ pub fn run(project: &Project, args: &PatternsArgs) -> Result<()> {
                 .collect();
             output::out(&output::table(&["PATTERN", "ORIGIN", "SUMMARY"], &rows))
         }
-        Some(PatternsCommand::Show { name }) => show_pattern(project, &catalog, catalog.get(name)?, args.json),
+        Some(PatternsCommand::Show { name, json }) => show_pattern(
+            project,
+            &catalog,
+            catalog.get(name)?,
+            args.json.json || json.json,
+        ),
     }
 }
 
