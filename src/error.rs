@@ -123,13 +123,13 @@ pub enum Error {
     )]
     Modified { version: i64, file: String },
 
-    #[error(
-        "migration {version} ({description}) is recorded as applied but has no file in {dir}; restore the file or pass --ignore-missing"
-    )]
+    /// `fix` says how to go on, and names only flags the command takes.
+    #[error("migration {version} ({description}) is recorded as applied but has no file in {dir}; {fix}")]
     Missing {
         version: i64,
         description: String,
         dir: String,
+        fix: &'static str,
     },
 
     #[error(

@@ -72,7 +72,8 @@ pub fn run(project: &Project, db: &DbArgs, s: &Subject<'_>, sets: &[(String, Str
             }
             for p in wanted {
                 let Some(inf) = &p.infer else { continue };
-                let resolved = plan(s, &out)?.resolved;
+                // Types only: a value's SQL type may depend on what is still to be inferred.
+                let resolved = s.pattern.resolve_types(&out.sets)?;
                 let binds = infer::bindings(inf, s.schema, s.table, &resolved);
                 let what = format!("inferring `{}` of pattern `{}`", p.name, s.pattern.name);
                 let Some((value, message)) =

@@ -78,12 +78,13 @@ pub fn run(project: &Project, args: &NewArgs) -> Result<()> {
         dir: &dir,
         existing: &existing,
     };
-    // Bad input is refused before any database is asked anything.
+    // Bad input is refused before any database is asked anything (values are checked against
+    // their SQL type once the types are known).
+    pattern.resolve_types(&sets)?;
     let given = Inference {
         sets,
         inferred: Vec::new(),
     };
-    infer::plan(&subject, &given)?;
     let inference = match (&schema, args.offline) {
         (Some(_), false) => infer::run(project, &args.db, &subject, &given.sets)?,
         _ => given,

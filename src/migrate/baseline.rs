@@ -25,9 +25,22 @@ pub fn up_sql(dump: &SchemaDump) -> String {
         env!("CARGO_PKG_VERSION"),
         dump.dumped_by
     );
+    // pg_dump empties search_path (its statements are qualified); the history row is written
+    // after the file in the same transaction, by pgx or sqlx, with an unqualified name, so the
+    // session's own search_path comes back at the end.
+    out.push_str(&format!(
+        "\nSELECT pg_catalog.set_config({SAVED:?}, pg_catalog.current_setting('search_path'), true);\n"
+    ).replace('"', "'"));
     out.push_str(&localise_settings(&without_meta_commands(&dump.create)));
-    tidy(out)
+    out = tidy(out);
+    out.push_str(&format!(
+        "\nSELECT pg_catalog.set_config('search_path', pg_catalog.current_setting({SAVED:?}), true);\n"
+    ).replace('"', "'"));
+    out
 }
+
+/// Where the up file keeps the session's search_path while the dump runs with an empty one.
+const SAVED: &str = "pgx.baseline_search_path";
 
 /// The down file: a refusal, or the dump's DROP statements.
 pub fn down_sql(dump: &SchemaDump, reversible: bool) -> String {
@@ -149,6 +162,13 @@ mod tests {
         assert!(up.contains("$$SELECT 'SET x = 1;'$$"), "function bodies untouched: {up}");
         assert!(up.contains("CREATE TABLE public.t"), "{up}");
         assert!(!up.contains("\nSET statement_timeout"), "{up}");
+        let saved = up.find("set_config('pgx.baseline_search_path'").unwrap();
+        let emptied = up.find("set_config('search_path', '', true)").unwrap();
+        let restored = up
+            .find("set_config('search_path', pg_catalog.current_setting('pgx.baseline_search_path'), true)")
+            .unwrap();
+        assert!(saved < emptied && emptied < restored, "{up}");
+        assert!(up.trim_end().ends_with("true);"), "restored last: {up}");
     }
 
     #[test]

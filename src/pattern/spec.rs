@@ -232,6 +232,14 @@ pub type Resolved = Vec<(String, Json)>;
 impl Pattern {
     /// Validates `--set` pairs against the spec and fills in defaults.
     pub fn resolve(&self, sets: &[(String, String)]) -> Result<Resolved> {
+        let out = self.resolve_types(sets)?;
+        self.check_sql_types(&out)?;
+        Ok(out)
+    }
+
+    /// [`Pattern::resolve`] without checking values against the SQL type they are destined for,
+    /// which may depend on a parameter still to be inferred (the tenant column's `type`).
+    pub fn resolve_types(&self, sets: &[(String, String)]) -> Result<Resolved> {
         let mut given: BTreeMap<&str, &str> = BTreeMap::new();
         for (key, value) in sets {
             let Some(_) = self.parameters.iter().find(|p| &p.name == key) else {
@@ -272,7 +280,6 @@ impl Pattern {
             };
             out.push((p.name.clone(), value));
         }
-        self.check_sql_types(&out)?;
         Ok(out)
     }
 
