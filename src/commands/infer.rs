@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use crate::cli::DbArgs;
 use crate::db::{self, dev::Cluster, inspect, url::DbUrl};
 use crate::error::{Error, Result};
-use crate::output;
 use crate::pattern::infer::{self, Inferred};
 use crate::pattern::{Catalog, Pattern, infra};
 use crate::project::Project;
@@ -17,6 +16,8 @@ use crate::project::Project;
 pub struct Inference {
     pub sets: Vec<(String, String)>,
     pub inferred: Vec<Inferred>,
+    /// Lines for stderr, printed once the migration is written (a failure stays one line).
+    pub notes: Vec<String>,
 }
 
 /// The table being inspected, and what the plan needs to resolve parameters.
@@ -29,12 +30,13 @@ pub struct Subject<'a> {
     pub existing: &'a [(i64, PathBuf, String)],
 }
 
-/// Infers every parameter that declares `infer:` and is not in `sets`, printing one line per
-/// choice on stderr. Without a database to ask, says so and infers nothing.
+/// Infers every parameter that declares `infer:` and is not in `sets`, with one note per choice.
+/// Without a database to ask, says so and infers nothing.
 pub fn run(project: &Project, db: &DbArgs, s: &Subject<'_>, sets: &[(String, String)]) -> Result<Inference> {
     let mut out = Inference {
         sets: sets.to_vec(),
         inferred: Vec::new(),
+        notes: Vec::new(),
     };
     let wanted: Vec<_> = s
         .pattern
@@ -46,7 +48,7 @@ pub fn run(project: &Project, db: &DbArgs, s: &Subject<'_>, sets: &[(String, Str
         return Ok(out);
     }
     let Some((url, label)) = database(project, db)? else {
-        output::note("nothing inferred: no database URL and no dev cluster yet, so parameters you did not set take their defaults (--offline says this is on purpose)");
+        out.notes.push("nothing inferred: no database URL and no dev cluster yet, so parameters you did not set take their defaults (--offline says this is on purpose)".into());
         return Ok(out);
     };
     let runtime = super::runtime()?;
@@ -54,7 +56,7 @@ pub fn run(project: &Project, db: &DbArgs, s: &Subject<'_>, sets: &[(String, Str
         let mut conn = match db::connect(&url).await {
             Ok(c) => c,
             Err(e) => {
-                output::note(&format!(
+                out.notes.push(format!(
                     "nothing inferred: {e}; rendering with defaults (pass --offline to skip the database)"
                 ));
                 return Ok(());
@@ -64,7 +66,7 @@ pub fn run(project: &Project, db: &DbArgs, s: &Subject<'_>, sets: &[(String, Str
             if let Some(table) = s.table {
                 let qualified = infer::qualified(s.schema, table);
                 if !inspect::relation_exists(&mut conn, &qualified).await? {
-                    output::note(&format!(
+                    out.notes.push(format!(
                         "nothing inferred: {qualified} is not in {label} (yet); parameters you did not set take their defaults"
                     ));
                     return Ok(());
@@ -87,7 +89,7 @@ pub fn run(project: &Project, db: &DbArgs, s: &Subject<'_>, sets: &[(String, Str
                     value,
                     message,
                 };
-                output::note(&i.line());
+                out.notes.push(i.line());
                 if let Some(v) = &i.value {
                     out.sets.push((p.name.clone(), v.clone()));
                 }

@@ -42,7 +42,7 @@ fn target(project: &Project, args: &NewArgs) -> Result<(Option<String>, Option<S
         (MigrationScope::Tenant, None, None) => None,
         (MigrationScope::Tenant, _, _) => {
             return Err(Error::Usage(
-                "a schema (--schema or schema.table) cannot be used with --scope tenant: tenant migrations run in each tenant's schema".into(),
+                "--schema cannot be used with --scope tenant (nor TABLE as schema.table): tenant migrations run in each tenant's schema".into(),
             ));
         }
         (MigrationScope::Database, Some(a), Some(b)) if a != b => {
@@ -54,6 +54,15 @@ fn target(project: &Project, args: &NewArgs) -> Result<(Option<String>, Option<S
             Some(a.or(b).unwrap_or_else(|| project.config.schema.clone()))
         }
     };
+    for (what, name) in [("schema", &schema), ("table", &table)] {
+        if let Some(name) = name {
+            crate::sql::check_ident(name).map_err(|reason| Error::Identifier {
+                what: what.into(),
+                name: name.clone(),
+                reason,
+            })?;
+        }
+    }
     Ok((schema, table))
 }
 
@@ -84,6 +93,7 @@ pub fn run(project: &Project, args: &NewArgs) -> Result<()> {
     let given = Inference {
         sets,
         inferred: Vec::new(),
+        notes: Vec::new(),
     };
     let inference = match (&schema, args.offline) {
         (Some(_), false) => infer::run(project, &args.db, &subject, &given.sets)?,
@@ -141,6 +151,9 @@ pub fn run(project: &Project, args: &NewArgs) -> Result<()> {
             text.push_str(&format!("{}\n{}\n", w.up.display(), w.down.display()));
         }
         output::out(&text)?;
+    }
+    for note in &inference.notes {
+        output::note(note);
     }
     if let Some(hint) = &pattern.hint {
         output::note(hint);

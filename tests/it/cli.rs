@@ -155,7 +155,7 @@ fn unknown_parameter_lists_valid_keys_and_the_closest() {
         .fails();
     run.stderr_has("no parameter `update_column`")
         .stderr_has("did you mean `updated_column`")
-        .stderr_has("created_column, updated_column, lock_timeout_ms");
+        .stderr_has("created_column, updated_column, adopt, lock_timeout_ms");
     assert!(p.files("migrations").is_empty());
 }
 

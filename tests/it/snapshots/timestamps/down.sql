@@ -2,6 +2,7 @@
 -- table: "public"."orders"
 -- param created_column = "created_at"
 -- param updated_column = "updated_at"
+-- param adopt = []
 -- param lock_timeout_ms = 5000
 
 SET LOCAL lock_timeout = 5000;

@@ -2,6 +2,7 @@
 -- table: "Sales Dept"."orders; drop table x"
 -- param created_column = "select"
 -- param updated_column = "\"quoted\""
+-- param adopt = []
 -- param lock_timeout_ms = 5000
 
 SET LOCAL lock_timeout = 5000;
