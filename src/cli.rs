@@ -180,7 +180,12 @@ pub struct AddArgs {
     /// What the migration does; becomes the file name's description.
     pub description: String,
     /// SQL for the up file (may start with `--`).
-    #[arg(long, value_name = "SQL", allow_hyphen_values = true, conflicts_with = "up_file")]
+    #[arg(
+        long,
+        value_name = "SQL",
+        allow_hyphen_values = true,
+        conflicts_with = "up_file"
+    )]
     pub up: Option<String>,
     /// SQL for the down file (may start with `--`).
     #[arg(
@@ -490,7 +495,9 @@ mod tests {
                 .iter()
                 .filter(|l| SHARED_OPTION_ORDER.contains(&l.as_str()))
                 .collect();
-            let first_shared = longs.iter().position(|l| SHARED_OPTION_ORDER.contains(&l.as_str()));
+            let first_shared = longs
+                .iter()
+                .position(|l| SHARED_OPTION_ORDER.contains(&l.as_str()));
             if let Some(first) = first_shared {
                 assert!(
                     longs[first..]
@@ -520,7 +527,14 @@ mod tests {
         let mut cmd = Cli::command();
         cmd.build();
         walk(&cmd, "pgx", &mut helps);
-        for name in ["database-url", "lock-timeout", "json", "dry-run", "verbose", "yes"] {
+        for name in [
+            "database-url",
+            "lock-timeout",
+            "json",
+            "dry-run",
+            "verbose",
+            "yes",
+        ] {
             let texts = &helps[name];
             assert!(texts.len() > 1, "{name} is shared");
             assert!(

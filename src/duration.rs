@@ -27,9 +27,9 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("expected a duration with its unit, such as 200ms, 5s or 2min; got {text:?}"))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("expected a duration with its unit, such as 200ms, 5s or 2min; got {text:?}")
+    })?;
     let unit = unit.trim();
     if unit.is_empty() {
         return if n == 0 {
@@ -38,13 +38,13 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
                 text: "0".into(),
             })
         } else {
-            Err(format!(
-                "{text:?} has no unit: write {n}ms, {n}s or {n}min"
-            ))
+            Err(format!("{text:?} has no unit: write {n}ms, {n}s or {n}min"))
         };
     }
     let Some((_, pg, ms)) = UNITS.iter().find(|(u, _, _)| *u == unit) else {
-        return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s, min or h)"));
+        return Err(format!(
+            "unknown unit {unit:?} in {text:?} (use ms, s, min or h)"
+        ));
     };
     let total = n
         .checked_mul(*ms)

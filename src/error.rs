@@ -124,7 +124,9 @@ pub enum Error {
     Modified { version: i64, file: String },
 
     /// `fix` says how to go on, and names only flags the command takes.
-    #[error("migration {version} ({description}) is recorded as applied but has no file in {dir}; {fix}")]
+    #[error(
+        "migration {version} ({description}) is recorded as applied but has no file in {dir}; {fix}"
+    )]
     Missing {
         version: i64,
         description: String,
@@ -274,16 +276,20 @@ pub fn without_source_locations(text: &str) -> String {
     let mut rest = text;
     while let Some(open) = rest.find(" (") {
         let after = &rest[open + 2..];
-        let location = after.find(')').map(|close| &after[..close]).filter(|inner| {
-            inner.rsplit_once(':').is_some_and(|(path, line)| {
-                path.contains("::")
-                    && !line.is_empty()
-                    && line.bytes().all(|b| b.is_ascii_digit())
-                    && path
-                        .split("::")
-                        .all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-            })
-        });
+        let location = after
+            .find(')')
+            .map(|close| &after[..close])
+            .filter(|inner| {
+                inner.rsplit_once(':').is_some_and(|(path, line)| {
+                    path.contains("::")
+                        && !line.is_empty()
+                        && line.bytes().all(|b| b.is_ascii_digit())
+                        && path.split("::").all(|seg| {
+                            !seg.is_empty()
+                                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        })
+                })
+            });
         match location {
             Some(loc) => {
                 out.push_str(&rest[..open]);

@@ -225,8 +225,14 @@ mod tests {
         let rel = |p: &str, b: &str| relative_to(Path::new(p), Path::new(b));
         assert_eq!(rel("/p/migrations", "/p"), Some("migrations".into()));
         assert_eq!(rel("/p/migrations", "/p/migrations"), Some(".".into()));
-        assert_eq!(rel("/p/patterns", "/p/migrations"), Some("../patterns".into()));
-        assert_eq!(rel("/p/migrations/x.sql", "/p/migrations"), Some("x.sql".into()));
+        assert_eq!(
+            rel("/p/patterns", "/p/migrations"),
+            Some("../patterns".into())
+        );
+        assert_eq!(
+            rel("/p/migrations/x.sql", "/p/migrations"),
+            Some("x.sql".into())
+        );
         assert_eq!(rel("/p", "/p/a/b"), Some("../..".into()));
         assert_eq!(rel("/other/m", "/p/a"), None, "no path through the root");
         assert_eq!(rel("/p/m", "/p/a/b/c/d/e"), None, "too far up");

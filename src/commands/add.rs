@@ -50,7 +50,10 @@ pub fn run(project: &Project, args: &AddArgs) -> Result<()> {
     let place = super::place(&args.place);
     if args.dry_run.dry_run {
         let v = files::plan_versions(&dir, 1, place)?[0];
-        return output::out(&super::new::dry_run_text(&dir, &[(v, description.as_str(), &up, &down)]));
+        return output::out(&super::new::dry_run_text(
+            &dir,
+            &[(v, description.as_str(), &up, &down)],
+        ));
     }
     let written = files::write_set(
         &dir,

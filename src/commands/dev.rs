@@ -78,8 +78,7 @@ pub fn run(project: &Project, cmd: &cli::Dev) -> Result<()> {
             let url = match role {
                 None => cluster.url(),
                 Some(name) => {
-                    let outcome =
-                        super::runtime()?.block_on(cluster.ensure_login_role(name))?;
+                    let outcome = super::runtime()?.block_on(cluster.ensure_login_role(name))?;
                     if outcome == RoleOutcome::Created {
                         output::note(&format!(
                             "created role {name:?} (LOGIN NOSUPERUSER NOBYPASSRLS) in the dev cluster: row-level security applies to it; grant it what it needs (pgx new tenant TABLE --set role={name})"
@@ -129,15 +128,24 @@ pub fn run_machine(cmd: &cli::Dev) -> Result<()> {
         cli::Dev::Prune { dry_run } => {
             let gone: Vec<&Found> = found.iter().filter(|f| f.orphaned()).collect();
             for f in &gone {
-                let project = f.project.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                let project = f
+                    .project
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 if !dry_run.dry_run {
                     machine::prune(f)?;
                 }
                 output::out(&format!(
                     "{} the dev cluster of {project} ({}{})\n",
-                    if dry_run.dry_run { "would remove" } else { "removed" },
+                    if dry_run.dry_run {
+                        "would remove"
+                    } else {
+                        "removed"
+                    },
                     if f.running { "was running, " } else { "" },
-                    f.size.map_or_else(|| "data already deleted".to_string(), human_size)
+                    f.size
+                        .map_or_else(|| "data already deleted".to_string(), human_size)
                 ))?;
             }
             let unknown = found.iter().filter(|f| f.project.is_none()).count();

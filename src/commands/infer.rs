@@ -32,7 +32,12 @@ pub struct Subject<'a> {
 
 /// Infers every parameter that declares `infer:` and is not in `sets`, with one note per choice.
 /// Without a database to ask, says so and infers nothing.
-pub fn run(project: &Project, db: &DbArgs, s: &Subject<'_>, sets: &[(String, String)]) -> Result<Inference> {
+pub fn run(
+    project: &Project,
+    db: &DbArgs,
+    s: &Subject<'_>,
+    sets: &[(String, String)],
+) -> Result<Inference> {
     let mut out = Inference {
         sets: sets.to_vec(),
         inferred: Vec::new(),
@@ -119,7 +124,12 @@ pub fn plan<'c>(s: &Subject<'c>, inference: &Inference) -> Result<infra::Plan<'c
                 .inferred
                 .iter()
                 .find(|i| i.parameter == name && i.value.is_some())
-                .map(|i| format!("inferred from the database: {}; set it with --set {name}=...", i.message));
+                .map(|i| {
+                    format!(
+                        "inferred from the database: {}; set it with --set {name}=...",
+                        i.message
+                    )
+                });
             Error::InvalidParameter {
                 pattern,
                 name,

@@ -110,7 +110,8 @@ pub fn run(project: &Project, args: &NewArgs) -> Result<()> {
     // Every migration to write, in order: the infrastructure first when it is missing.
     let mut migrations: Vec<(String, Step)> = Vec::new();
     if let Some((install, resolved)) = &plan.install {
-        let rendered = render_recording(&renderer, install, schema.as_deref(), None, resolved, &[])?;
+        let rendered =
+            render_recording(&renderer, install, schema.as_deref(), None, resolved, &[])?;
         push_steps(
             &mut migrations,
             &files::file_description(&install.name)?,

@@ -47,7 +47,14 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
                 dir: &dir,
                 migrations: &migrations,
             };
-            tenants::add(&url, &schemas, set, lock.lock_timeout, &reporter(verbose.verbose)).await
+            tenants::add(
+                &url,
+                &schemas,
+                set,
+                lock.lock_timeout,
+                &reporter(verbose.verbose),
+            )
+            .await
         }
         cli::Tenant::List { db, json } => {
             tenants::check_prefix(prefix)?;

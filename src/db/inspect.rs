@@ -27,7 +27,12 @@ pub async fn first_pair(
     binds: &[Option<String>],
     what: &str,
 ) -> Result<Option<(Option<String>, Option<String>)>> {
-    crate::db::exec(conn, "BEGIN READ ONLY", "cannot start a read-only transaction").await?;
+    crate::db::exec(
+        conn,
+        "BEGIN READ ONLY",
+        "cannot start a read-only transaction",
+    )
+    .await?;
     let result = async {
         crate::db::exec(conn, STATEMENT_TIMEOUT, "cannot set statement_timeout").await?;
         let mut query = sqlx::query(AssertSqlSafe(sql.to_string()));
@@ -46,10 +51,11 @@ pub async fn first_pair(
                 });
             }
             let text = |i: usize| {
-                r.try_get::<Option<String>, _>(i).map_err(|_| Error::Database {
-                    context: what.to_string(),
-                    message: format!("column {} must be text", i + 1),
-                })
+                r.try_get::<Option<String>, _>(i)
+                    .map_err(|_| Error::Database {
+                        context: what.to_string(),
+                        message: format!("column {} must be text", i + 1),
+                    })
             };
             Ok((text(0)?, text(1)?))
         })

@@ -296,7 +296,10 @@ mod tests {
         };
         let garbage = e("localhost/db password=hunter2");
         assert!(garbage.contains("it is not a URL"), "{garbage}");
-        assert!(garbage.contains("DATABASE_URL in the environment"), "{garbage}");
+        assert!(
+            garbage.contains("DATABASE_URL in the environment"),
+            "{garbage}"
+        );
         assert!(!garbage.contains("hunter2"), "{garbage}");
         assert!(e("postgres://u:pw@h:notaport/db").contains("the port is not a number"));
         assert!(e("mysql://u@h/db").contains("scheme is `mysql:`"));

@@ -92,7 +92,10 @@ fn localise_settings(script: &str) -> String {
             Some(format!("SET LOCAL {}", &text[4..]))
         } else if upper.starts_with("SELECT PG_CATALOG.SET_CONFIG(") && text.ends_with(", false);")
         {
-            Some(format!("{}, true);", &text[..text.len() - ", false);".len()]))
+            Some(format!(
+                "{}, true);",
+                &text[..text.len() - ", false);".len()]
+            ))
         } else {
             None
         };
@@ -154,12 +157,21 @@ mod tests {
     #[test]
     fn settings_end_with_the_migration_and_meta_commands_go() {
         let up = up_sql(&dump());
-        assert!(!up.contains("\\restrict") && !up.contains("\\unrestrict"), "{up}");
+        assert!(
+            !up.contains("\\restrict") && !up.contains("\\unrestrict"),
+            "{up}"
+        );
         assert!(up.contains("\nSET LOCAL statement_timeout = 0;\n"), "{up}");
         assert!(up.contains("set_config('search_path', '', true);"), "{up}");
         assert!(up.contains("\nSET LOCAL row_security = off;\n"), "{up}");
-        assert!(up.contains("\nSET LOCAL default_tablespace = '';\n"), "{up}");
-        assert!(up.contains("$$SELECT 'SET x = 1;'$$"), "function bodies untouched: {up}");
+        assert!(
+            up.contains("\nSET LOCAL default_tablespace = '';\n"),
+            "{up}"
+        );
+        assert!(
+            up.contains("$$SELECT 'SET x = 1;'$$"),
+            "function bodies untouched: {up}"
+        );
         assert!(up.contains("CREATE TABLE public.t"), "{up}");
         assert!(!up.contains("\nSET statement_timeout"), "{up}");
         let saved = up.find("set_config('pgx.baseline_search_path'").unwrap();
@@ -178,10 +190,22 @@ mod tests {
         assert!(refusing.contains("RAISE EXCEPTION"), "{refusing}");
         let dropping = down_sql(&dump(), true);
         assert!(!dropping.contains(IRREVERSIBLE));
-        assert!(dropping.contains("DROP TABLE IF EXISTS public.t;"), "{dropping}");
-        assert!(dropping.contains("DROP CONSTRAINT IF EXISTS t_pkey;"), "{dropping}");
-        assert!(dropping.contains("DROP SCHEMA IF EXISTS app;"), "{dropping}");
-        assert!(!dropping.contains("DROP SCHEMA IF EXISTS public;"), "{dropping}");
+        assert!(
+            dropping.contains("DROP TABLE IF EXISTS public.t;"),
+            "{dropping}"
+        );
+        assert!(
+            dropping.contains("DROP CONSTRAINT IF EXISTS t_pkey;"),
+            "{dropping}"
+        );
+        assert!(
+            dropping.contains("DROP SCHEMA IF EXISTS app;"),
+            "{dropping}"
+        );
+        assert!(
+            !dropping.contains("DROP SCHEMA IF EXISTS public;"),
+            "{dropping}"
+        );
         assert!(!dropping.contains("CREATE"), "{dropping}");
         assert!(!dropping.contains("SET "), "{dropping}");
     }

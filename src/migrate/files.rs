@@ -265,7 +265,9 @@ pub fn plan_versions(dir: &Path, count: usize, place: Place) -> Result<Vec<i64>>
                 return Err(Error::Usage(format!(
                     "no room for {count} migration{} just before version {before}{}: choose another --before",
                     if count == 1 { "" } else { "s" },
-                    floor.map(|f| format!(" (version {f} is right below it)")).unwrap_or_default()
+                    floor
+                        .map(|f| format!(" (version {f} is right below it)"))
+                        .unwrap_or_default()
                 )));
             }
             Ok(out)
@@ -470,7 +472,11 @@ mod tests {
         assert!(p(1, Place::Before(1)).is_err());
         let w = write_set(
             dir.path(),
-            &[NewPair { description: "b", up: "", down: "" }],
+            &[NewPair {
+                description: "b",
+                up: "",
+                down: "",
+            }],
             Place::Before(20231231235959),
         )
         .unwrap();

@@ -419,9 +419,10 @@ pub(super) fn parse_spec(
             infer: None,
         };
         if let Some(query) = rp.infer {
-            param.infer = Some(Infer::new(&query).map_err(|e| {
-                loc.error(&at("infer"), format!("infer of `{}`: {e}", param.name))
-            })?);
+            param.infer =
+                Some(Infer::new(&query).map_err(|e| {
+                    loc.error(&at("infer"), format!("infer of `{}`: {e}", param.name))
+                })?);
         }
         if let Some(d) = &rp.default {
             let parsed = params::parse_yaml(param.ty, d, &param.values)
@@ -451,9 +452,8 @@ pub(super) fn parse_spec(
         }
         if let Some(inf) = &p.infer {
             let names: Vec<&str> = parameters.iter().map(|q| q.name.as_str()).collect();
-            infer::check_placeholders(inf, &names, raw.target).map_err(|e| {
-                loc.error(&at("infer"), format!("infer of `{}`: {e}", p.name))
-            })?;
+            infer::check_placeholders(inf, &names, raw.target)
+                .map_err(|e| loc.error(&at("infer"), format!("infer of `{}`: {e}", p.name)))?;
         }
     }
 

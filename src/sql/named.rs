@@ -31,8 +31,7 @@ pub fn positional(sql: &str) -> Result<Positional, String> {
         *i = end;
     };
     let find = |from: usize, needle: &[char]| {
-        (from..=chars.len().saturating_sub(needle.len()))
-            .find(|&j| chars[j..].starts_with(needle))
+        (from..=chars.len().saturating_sub(needle.len())).find(|&j| chars[j..].starts_with(needle))
     };
     while i < chars.len() {
         let c = chars[i];
@@ -90,9 +89,7 @@ pub fn positional(sql: &str) -> Result<Positional, String> {
                 i = j;
             }
             '$' if next == Some('$') => {
-                let end = find(i + 2, &['$', '$'])
-                    .ok_or("unterminated $$ quote")?
-                    + 2;
+                let end = find(i + 2, &['$', '$']).ok_or("unterminated $$ quote")? + 2;
                 copy(&mut out, &mut i, end);
             }
             _ => {
@@ -121,7 +118,10 @@ mod tests {
              FROM t WHERE a = $2::regclass /* $schema */ AND b = $1"
         );
         assert_eq!(p.names, ["column", "table"]);
-        assert_eq!(positional("SELECT 'it''s $x'").unwrap().names, Vec::<String>::new());
+        assert_eq!(
+            positional("SELECT 'it''s $x'").unwrap().names,
+            Vec::<String>::new()
+        );
         assert!(positional("SELECT $1").is_err());
         assert!(positional("SELECT 'open").is_err());
         assert!(positional("SELECT $a$ open").is_err());

@@ -13,9 +13,7 @@ pub fn check(sql_type: &str, text: &str) -> Result<(), String> {
         "smallint" | "int2" => t.parse::<i16>().is_ok() && plain_integer(t),
         "integer" | "int" | "int4" => t.parse::<i32>().is_ok() && plain_integer(t),
         "bigint" | "int8" => t.parse::<i64>().is_ok() && plain_integer(t),
-        "numeric" | "decimal" | "real" | "float4" | "double precision" | "float8" => {
-            is_number(t)
-        }
+        "numeric" | "decimal" | "real" | "float4" | "double precision" | "float8" => is_number(t),
         "boolean" | "bool" => matches!(
             t.to_ascii_lowercase().as_str(),
             "t" | "f" | "true" | "false" | "yes" | "no" | "on" | "off" | "1" | "0"
@@ -42,9 +40,12 @@ fn is_number(t: &str) -> bool {
         return true;
     }
     let body = t.strip_prefix(['+', '-']).unwrap_or(t);
-    body.bytes()
-        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'+' || b == b'-')
-        && body.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
+    body.bytes().all(|b| {
+        b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'+' || b == b'-'
+    }) && body
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
         && t.parse::<f64>().is_ok()
 }
 
@@ -104,6 +105,9 @@ mod tests {
         assert!(check("jsonb", "{\"a\": 1}").is_ok());
         assert!(check("text", "anything at all").is_ok());
         assert!(check("text", "nul\0").is_err());
-        assert!(check("inet", "whatever").is_ok(), "types not checked here pass");
+        assert!(
+            check("inet", "whatever").is_ok(),
+            "types not checked here pass"
+        );
     }
 }

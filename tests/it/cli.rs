@@ -163,13 +163,7 @@ fn unknown_parameter_lists_valid_keys_and_the_closest() {
 fn ill_typed_and_malformed_parameters_say_what_was_expected() {
     let p = Project::new();
     p.pgx()
-        .args([
-            "new",
-            "timestamps",
-            "orders",
-            "--set",
-            "lock_timeout=soon",
-        ])
+        .args(["new", "timestamps", "orders", "--set", "lock_timeout=soon"])
         .fails()
         .stderr_has("lock_timeout")
         .stderr_has("expected a duration with its unit");

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod adoption;
 mod audit;
 mod catalog_snapshot;
 mod check;

@@ -147,7 +147,11 @@ pub fn find_client_tool(name: &str, server_major: u32) -> Result<PathBuf> {
         Some((m, p)) if *m > server_major => Ok(p.clone()),
         Some(_) => Err(dev_error(format!(
             "{name} {server_major} or newer is needed for a PostgreSQL {server_major} server, and only older ones are installed ({}): install PostgreSQL {server_major}'s client programs (Debian/Ubuntu: apt install postgresql-client-{server_major}), or set PGX_PG_BINDIR to their folder",
-            found.iter().map(|(m, p)| format!("{m} in {}", p.display())).collect::<Vec<_>>().join(", ")
+            found
+                .iter()
+                .map(|(m, p)| format!("{m} in {}", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
         None => Err(dev_error(format!(
             "{name} not found in PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin or Homebrew: install PostgreSQL's client programs (Debian/Ubuntu: apt install postgresql-client; macOS: brew install libpq), or set PGX_PG_BINDIR to their folder"

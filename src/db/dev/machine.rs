@@ -82,21 +82,20 @@ pub(super) fn unregister(state: &Path) {
 /// Every cluster found, sorted by project path.
 pub fn find_all(server_user: Option<&ServerUser>) -> Vec<Found> {
     let mut by_data: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
-    let mut add = |data: PathBuf, state: Option<PathBuf>| {
-        match by_data.iter_mut().find(|(d, _)| *d == data) {
-            Some((_, s)) => {
-                if s.is_none() {
-                    *s = state;
-                }
+    let mut add = |data: PathBuf, state: Option<PathBuf>| match by_data
+        .iter_mut()
+        .find(|(d, _)| *d == data)
+    {
+        Some((_, s)) => {
+            if s.is_none() {
+                *s = state;
             }
-            None => by_data.push((data, state)),
         }
+        None => by_data.push((data, state)),
     };
     for state in registered() {
         let link = state.join("data");
-        let data = fs::read_link(&link)
-            .map(|t| state.join(t))
-            .unwrap_or(link);
+        let data = fs::read_link(&link).map(|t| state.join(t)).unwrap_or(link);
         add(data, Some(state));
     }
     for home in kept_homes(server_user) {
@@ -128,7 +127,9 @@ pub fn find_all(server_user: Option<&ServerUser>) -> Vec<Found> {
                 s.is_dir() && fs::canonicalize(s.join("data")).ok() == fs::canonicalize(&data).ok()
             });
             Some(Found {
-                project: state.as_ref().and_then(|s| s.parent().map(Path::to_path_buf)),
+                project: state
+                    .as_ref()
+                    .and_then(|s| s.parent().map(Path::to_path_buf)),
                 project_exists,
                 size: exists.then(|| dir_size(&data)),
                 running: pid.is_some(),
@@ -302,7 +303,10 @@ pub fn prune(found: &Found) -> Result<()> {
 
 /// SIGINT is PostgreSQL's fast shutdown; waits for the postmaster to exit.
 fn stop_by_signal(pid: u32) -> Result<()> {
-    let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return Ok(());
     };
     match rustix::process::kill_process(p, rustix::process::Signal::INT) {
@@ -334,7 +338,9 @@ mod tests {
     #[test]
     fn pgx_data_directories_are_recognised() {
         assert!(is_pgx_data_dir(Path::new("/home/me/app/.pgx/data")));
-        assert!(is_pgx_data_dir(Path::new("/var/lib/postgresql/pgx-dev/app-0123/data")));
+        assert!(is_pgx_data_dir(Path::new(
+            "/var/lib/postgresql/pgx-dev/app-0123/data"
+        )));
         assert!(!is_pgx_data_dir(Path::new("/var/lib/postgresql/15/main")));
         assert!(!is_pgx_data_dir(Path::new("/srv/data")));
         assert_eq!(

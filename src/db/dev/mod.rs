@@ -229,9 +229,9 @@ impl Cluster {
 pub fn socket_url(dir: &Path, port: u16, database: &str) -> DbUrl {
     DbUrl::from_source(
         format!(
-        "postgres://{SUPERUSER}@{}:{port}/{}",
-        percent_encode(&dir.to_string_lossy()),
-        percent_encode(database)
+            "postgres://{SUPERUSER}@{}:{port}/{}",
+            percent_encode(&dir.to_string_lossy()),
+            percent_encode(database)
         ),
         UrlSource::DevCluster,
     )
