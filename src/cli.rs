@@ -372,6 +372,10 @@ pub enum Dev {
     },
     /// Stop and delete the dev clusters whose project folder is gone.
     Prune {
+        /// Only the clusters of these (deleted) project folders (default: every one whose project
+        /// is gone).
+        #[arg(value_name = "PROJECT")]
+        projects: Vec<PathBuf>,
         #[command(flatten)]
         dry_run: DryRunArgs,
     },

@@ -125,8 +125,16 @@ pub fn run_machine(cmd: &cli::Dev) -> Result<()> {
             let rows: Vec<[String; 4]> = found.iter().map(row).collect();
             output::out(&output::table(&["PROJECT", "STATE", "SIZE", "DATA"], &rows))
         }
-        cli::Dev::Prune { dry_run } => {
-            let gone: Vec<&Found> = found.iter().filter(|f| f.orphaned()).collect();
+        cli::Dev::Prune { projects, dry_run } => {
+            let cwd = std::env::current_dir().map_err(|e| Error::io("read", ".", e))?;
+            let wanted: Vec<std::path::PathBuf> = projects.iter().map(|p| cwd.join(p)).collect();
+            let gone: Vec<&Found> = found
+                .iter()
+                .filter(|f| f.orphaned())
+                .filter(|f| {
+                    wanted.is_empty() || f.project.as_ref().is_some_and(|p| wanted.contains(p))
+                })
+                .collect();
             for f in &gone {
                 let project = f
                     .project
@@ -149,7 +157,7 @@ pub fn run_machine(cmd: &cli::Dev) -> Result<()> {
                 ))?;
             }
             let unknown = found.iter().filter(|f| f.project.is_none()).count();
-            if unknown > 0 {
+            if wanted.is_empty() && unknown > 0 {
                 output::note(&format!(
                     "left {unknown} cluster{} whose project is not recorded (made by an older pgx): see pgx dev list; delete one with rm -r on its folder once stopped",
                     if unknown == 1 { "" } else { "s" }

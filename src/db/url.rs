@@ -115,7 +115,7 @@ impl DbUrl {
         let url = url::Url::parse(&self.raw).map_err(|e| fail(describe_parse_error(e)))?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(fail(format!(
-                "the scheme is `{}:`; a PostgreSQL URL starts with postgres:// (e.g. postgres://USER@HOST:5432/DATABASE)",
+                "it starts with `{}:` instead of postgres:// (e.g. postgres://USER@HOST:5432/DATABASE)",
                 url.scheme()
             )));
         }
@@ -302,7 +302,7 @@ mod tests {
         );
         assert!(!garbage.contains("hunter2"), "{garbage}");
         assert!(e("postgres://u:pw@h:notaport/db").contains("the port is not a number"));
-        assert!(e("mysql://u@h/db").contains("scheme is `mysql:`"));
+        assert!(e("mysql://u@h/db").contains("it starts with `mysql:` instead of postgres://"));
         let flag = DbUrl::from_source("postgres://h/db", UrlSource::Flag);
         assert!(flag.check().is_ok());
         assert_eq!(flag.from_where(), " (URL from --database-url)");

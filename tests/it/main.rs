@@ -9,6 +9,7 @@ mod catalog_snapshot;
 mod check;
 mod cli;
 mod dev;
+mod first_hour;
 mod hostile;
 mod migrate;
 mod pattern_engine;
