@@ -371,7 +371,7 @@ fn without_postgresql_binaries_the_error_names_what_to_install() {
 
 /// Whether a process is alive (signal 0).
 fn alive(pid: u64) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    Path::new(&format!("/proc/{pid}")).exists()
         && fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| !s.contains("State:\tZ"))
 }
 
