@@ -425,63 +425,42 @@ fn psql_as_a_role_connects_as_one_row_security_applies_to() {
 
 #[test]
 fn list_shows_clusters_and_prune_removes_those_whose_project_is_gone() {
-    let kept = DevProject::new();
-    kept.dev(&["start"]);
-    let gone = DevProject::new();
-    gone.dev(&["start"]);
-    let gone_root = gone.root();
-    let list: serde_json::Value =
-        serde_json::from_str(&kept.dev(&["list", "--json"]).stdout).unwrap();
-    let entry = |list: &serde_json::Value, root: &Path| {
+    let d = DevProject::new();
+    d.dev(&["start"]);
+    let root = d.root();
+    let elsewhere = Project::empty();
+    let machine = |args: &[&str]| elsewhere.pgx().arg("dev").args(args).ok();
+    let listed = |root: &Path| {
+        let list: serde_json::Value =
+            serde_json::from_str(&machine(&["list", "--json"]).stdout).unwrap();
         list.as_array()
             .unwrap()
             .iter()
             .find(|c| c["project"].as_str() == Some(root.to_str().unwrap()))
             .cloned()
     };
-    let k = entry(&list, &kept.root()).expect("the running cluster is listed");
-    assert_eq!(
-        (&k["running"], &k["project_exists"]),
-        (&true.into(), &true.into())
-    );
-    assert!(k["size"].as_u64().unwrap() > 10_000_000, "{k}");
-    let pid = entry(&list, &gone_root).unwrap()["pid"].as_u64().unwrap();
-    let text = kept.dev(&["list"]).stdout;
+    let entry = listed(&root).expect("the running cluster is listed, from any folder");
+    assert_eq!((&entry["running"], &entry["project_exists"]), (&true.into(), &true.into()));
+    assert!(entry["size"].as_u64().unwrap() > 10_000_000, "{entry}");
+    let pid = entry["pid"].as_u64().unwrap();
+    let text = machine(&["list"]).stdout;
     assert!(text.starts_with("PROJECT"), "{text}");
-    assert!(
-        text.contains(&format!("{}  ", kept.root().display())),
-        "{text}"
-    );
+    assert!(text.contains(&format!("{}  ", root.display())), "{text}");
+    // Clusters of existing projects are never pruned.
+    machine(&["prune", root.to_str().unwrap()]).stderr_has("nothing to prune");
+    assert!(alive(pid));
 
     // The project is deleted while its server runs.
-    fs::remove_dir_all(&gone_root).unwrap();
-    let list: serde_json::Value =
-        serde_json::from_str(&kept.dev(&["list", "--json"]).stdout).unwrap();
-    let g = entry(&list, &gone_root).expect("a cluster whose project is gone is listed");
-    assert_eq!(
-        (&g["running"], &g["project_exists"]),
-        (&true.into(), &false.into())
-    );
-    let dry = kept.dev(&["prune", "--dry-run", gone_root.to_str().unwrap()]);
-    dry.stdout_has("would remove the dev cluster of");
+    fs::remove_dir_all(&root).unwrap();
+    let gone = listed(&root).expect("a cluster whose project is gone is listed");
+    assert_eq!((&gone["running"], &gone["project_exists"]), (&true.into(), &false.into()));
+    machine(&["prune", "--dry-run", root.to_str().unwrap()])
+        .stdout_has("would remove the dev cluster of");
     assert!(alive(pid), "a dry run stops nothing");
-    let pruned = kept.dev(&["prune", gone_root.to_str().unwrap()]);
-    pruned.stdout_has(&format!(
-        "removed the dev cluster of {}",
-        gone_root.display()
-    ));
+    machine(&["prune", root.to_str().unwrap()])
+        .stdout_has(&format!("removed the dev cluster of {}", root.display()));
     assert!(!alive(pid), "the server of the deleted project is stopped");
-    let list: serde_json::Value =
-        serde_json::from_str(&kept.dev(&["list", "--json"]).stdout).unwrap();
-    assert!(entry(&list, &gone_root).is_none());
-    assert_eq!(
-        entry(&list, &kept.root()).unwrap()["running"],
-        true,
-        "prune leaves clusters of existing projects alone"
-    );
-    // Asking for a project that still exists changes nothing.
-    kept.dev(&["prune", kept.root().to_str().unwrap()])
-        .stderr_has("nothing to prune");
+    assert!(listed(&root).is_none());
 }
 
 #[test]

@@ -110,11 +110,15 @@ pub fn find_all(server_user: Option<&ServerUser>) -> Vec<Found> {
     let mut found: Vec<Found> = by_data
         .into_iter()
         .filter_map(|(data, state)| {
+            // postmaster.pid can name a live process that is another cluster's server (a data
+            // folder copied with its pid file): where /proc tells, trust only /proc.
             let pid = running
                 .iter()
                 .find(|(_, d)| *d == data)
                 .map(|(p, _)| *p)
-                .or_else(|| postmaster_pid(&data).filter(|&p| alive(p)));
+                .or_else(|| {
+                    postmaster_pid(&data).filter(|&p| !has_proc() && alive(p))
+                });
             let exists = data.join("PG_VERSION").is_file();
             if !exists && pid.is_none() {
                 // Nothing on disk and nothing running: a registry entry of a deleted project.
@@ -199,6 +203,10 @@ fn is_pgx_data_dir(data: &Path) -> bool {
                 .parent()
                 .and_then(Path::file_name)
                 .is_some_and(|n| n == "pgx-dev"))
+}
+
+fn has_proc() -> bool {
+    Path::new("/proc/self/cmdline").is_file()
 }
 
 /// Running postmasters of pgx clusters: `(pid, data directory)`.
