@@ -1,5 +1,6 @@
 //! A pattern's spec (`patterns/<name>.yaml`): its parameters, templates and example, parsed and
 //! validated with every error naming `file:line:column`, and `--set` values resolved against it.
+//! (Over 500 lines because the spec's types and their located validation belong together.)
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -440,7 +440,10 @@ fn list_shows_clusters_and_prune_removes_those_whose_project_is_gone() {
             .cloned()
     };
     let entry = listed(&root).expect("the running cluster is listed, from any folder");
-    assert_eq!((&entry["running"], &entry["project_exists"]), (&true.into(), &true.into()));
+    assert_eq!(
+        (&entry["running"], &entry["project_exists"]),
+        (&true.into(), &true.into())
+    );
     assert!(entry["size"].as_u64().unwrap() > 10_000_000, "{entry}");
     let pid = entry["pid"].as_u64().unwrap();
     let text = machine(&["list"]).stdout;
@@ -453,7 +456,10 @@ fn list_shows_clusters_and_prune_removes_those_whose_project_is_gone() {
     // The project is deleted while its server runs.
     fs::remove_dir_all(&root).unwrap();
     let gone = listed(&root).expect("a cluster whose project is gone is listed");
-    assert_eq!((&gone["running"], &gone["project_exists"]), (&true.into(), &false.into()));
+    assert_eq!(
+        (&gone["running"], &gone["project_exists"]),
+        (&true.into(), &false.into())
+    );
     machine(&["prune", "--dry-run", root.to_str().unwrap()])
         .stdout_has("would remove the dev cluster of");
     assert!(alive(pid), "a dry run stops nothing");

@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod dev;
 mod first_hour;
+mod help;
 mod hostile;
 mod migrate;
 mod pattern_engine;

@@ -116,9 +116,7 @@ pub fn find_all(server_user: Option<&ServerUser>) -> Vec<Found> {
                 .iter()
                 .find(|(_, d)| *d == data)
                 .map(|(p, _)| *p)
-                .or_else(|| {
-                    postmaster_pid(&data).filter(|&p| !has_proc() && alive(p))
-                });
+                .or_else(|| postmaster_pid(&data).filter(|&p| !has_proc() && alive(p)));
             let exists = data.join("PG_VERSION").is_file();
             if !exists && pid.is_none() {
                 // Nothing on disk and nothing running: a registry entry of a deleted project.
