@@ -52,7 +52,15 @@ pub fn run(
     if wanted.is_empty() {
         return Ok(out);
     }
-    let Some((url, label)) = database(project, db)? else {
+    // Looking is a convenience: a dev cluster that cannot start is a note, not a failure.
+    let located = database(project, db).unwrap_or_else(|e| {
+        out.notes.push(format!("nothing inferred: {e}"));
+        None
+    });
+    if located.is_none() && !out.notes.is_empty() {
+        return Ok(out);
+    }
+    let Some((url, label)) = located else {
         out.notes.push("nothing inferred: no database URL and no dev cluster yet, so parameters you did not set take their defaults (--offline says this is on purpose)".into());
         return Ok(out);
     };
