@@ -53,16 +53,16 @@ pub fn run(
         return Ok(out);
     }
     // Looking is a convenience: a dev cluster that cannot start is a note, not a failure.
-    let located = database(project, db).unwrap_or_else(|e| {
-        out.notes.push(format!("nothing inferred: {e}"));
-        None
-    });
-    if located.is_none() && !out.notes.is_empty() {
-        return Ok(out);
-    }
-    let Some((url, label)) = located else {
-        out.notes.push("nothing inferred: no database URL and no dev cluster yet, so parameters you did not set take their defaults (--offline says this is on purpose)".into());
-        return Ok(out);
+    let (url, label) = match database(project, db) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            out.notes.push("nothing inferred: no database URL and no dev cluster yet, so parameters you did not set take their defaults (--offline says this is on purpose)".into());
+            return Ok(out);
+        }
+        Err(e) => {
+            out.notes.push(format!("nothing inferred: {e}"));
+            return Ok(out);
+        }
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {

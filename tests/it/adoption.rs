@@ -422,3 +422,55 @@ fn new_says_which_views_read_the_table() {
         .ok()
         .stderr_has("secure_views: views reading public.customer: public.customer_list; the migration refuses those that are not security_invoker");
 }
+
+#[test]
+fn inference_queries_bind_their_inputs_and_their_errors_name_the_pattern() {
+    let db = TestDb::new();
+    let hostile = "x'); DROP TABLE keep; --";
+    db.exec(&format!(
+        "CREATE TABLE keep (id int); CREATE TABLE \"{}\" (id int)",
+        hostile.replace('"', "\"\"")
+    ));
+    let p = Project::new();
+    p.write(
+        "patterns/echo.yaml",
+        "name: echo\nsummary: echoes\ntemplates: {up: echo/up.sql.tera, down: echo/down.sql.tera}\nparameters:\n  - name: seen\n    type: string\n    default: none\n    infer: |\n      SELECT $table_name, 'the name, bound: ' || $table\n",
+    );
+    p.write(
+        "templates/echo/up.sql.tera",
+        "SELECT {{ params.seen | literal }};\n",
+    );
+    p.write("templates/echo/down.sql.tera", "SELECT 1;\n");
+    let run = p
+        .pgx()
+        .db(&db)
+        .args(["new", "echo", hostile, "--dry-run"])
+        .ok();
+    run.stdout_has("SELECT 'x''); DROP TABLE keep; --';");
+    assert_eq!(
+        db.scalar("SELECT to_regclass('keep') IS NOT NULL")
+            .as_deref(),
+        Some("t")
+    );
+
+    // A broken query stops `pgx new` naming the parameter and pattern; a bad placeholder is
+    // refused when the spec loads, at its line.
+    p.write(
+        "patterns/echo.yaml",
+        "name: echo\nsummary: echoes\ntemplates: {up: echo/up.sql.tera, down: echo/down.sql.tera}\nparameters:\n  - name: seen\n    type: string\n    default: none\n    infer: SELECT nonsense\n",
+    );
+    p.pgx()
+        .db(&db)
+        .args(["new", "echo", "keep"])
+        .fails()
+        .stderr_has("inferring `seen` of pattern `echo`: column \"nonsense\" does not exist");
+    p.write(
+        "patterns/echo.yaml",
+        "name: echo\nsummary: echoes\ntemplates: {up: echo/up.sql.tera, down: echo/down.sql.tera}\nparameters:\n  - name: seen\n    type: string\n    default: none\n    infer: SELECT $colum, ''\n",
+    );
+    p.pgx()
+        .args(["patterns", "show", "echo"])
+        .fails()
+        .stderr_has("patterns/echo.yaml:8:12: infer of `seen`: unknown placeholder $colum");
+    assert!(p.files("migrations").is_empty());
+}
