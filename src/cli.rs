@@ -78,6 +78,9 @@ pub enum Command {
     /// Schema per tenant: create, list and drop tenant schemas.
     #[command(subcommand)]
     Tenant(Tenant),
+    /// Tables partitioned by the partition pattern.
+    #[command(subcommand)]
+    Partition(Partition),
     /// Print a shell completion script (e.g. `pgx completions bash > /etc/bash_completion.d/pgx`).
     Completions {
         /// The shell to complete for.
@@ -423,6 +426,30 @@ pub enum Tenant {
         lock: LockArgs,
         #[command(flatten)]
         yes: YesArgs,
+    },
+}
+
+/// Partitioned tables (`pgx new partition`).
+#[derive(Debug, Subcommand)]
+pub enum Partition {
+    /// Create the partitions of the current and the next `premake` periods, move rows out of
+    /// the default partition, build indexes created ON ONLY the parent on every partition
+    /// (CONCURRENTLY), and apply retention; one line per action. Idempotent, and safe to run
+    /// from cron on several hosts at once.
+    Maintain {
+        /// Tables to maintain (default: every table partitioned by the pattern).
+        #[arg(value_name = "TABLE")]
+        tables: Vec<String>,
+        /// How long each action may wait for a table lock before it is tried again (up to 5
+        /// times).
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        lock_attempt_timeout: Duration,
+        #[command(flatten)]
+        dry_run: DryRunArgs,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        json: JsonArgs,
     },
 }
 

@@ -10,6 +10,7 @@ mod infer;
 mod init;
 mod migrate;
 mod new;
+mod partition;
 mod patterns;
 mod tenant;
 
@@ -46,6 +47,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tenant(t) => {
             let project = Project::discover(dir)?;
             runtime()?.block_on(tenant::run(&project, t))
+        }
+        Command::Partition(p) => {
+            let project = Project::discover(dir)?;
+            runtime()?.block_on(partition::run(&project, p))
         }
         Command::Completions { shell } => help::completions(shell),
         Command::Man { out_dir } => help::man(out_dir.as_deref()),

@@ -13,6 +13,7 @@ mod first_hour;
 mod help;
 mod hostile;
 mod migrate;
+mod partition;
 mod pattern_engine;
 mod readme;
 mod snapshots;
