@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::cli::{DbArgs, LockArgs, Migrate, RunArgs};
+use crate::cli::{DbArgs, LockArgs, Migrate, RetryArgs};
 use crate::db;
 use crate::error::{Error, Result};
 use crate::migrate::progress::{Event, Interrupt, Signal};
@@ -33,61 +33,102 @@ impl Action {
 pub async fn run(project: &Project, command: Migrate) -> Result<()> {
     match command {
         Migrate::Status {
+            exit_code,
             db,
             json,
-            exit_code,
-        } => status(project, &db, json, exit_code).await,
+        } => status(project, &db, json.json, exit_code).await,
         Migrate::Up {
-            db,
-            lock,
             target,
-            dry_run,
             ignore_missing,
-            run,
             tenants,
             jobs,
+            retry,
+            dry_run,
+            db,
+            lock,
+            json,
+            quiet,
         } => {
+            let mode = Mode::of(quiet.quiet, json.json);
             if tenants {
                 let options = tenants::UpOptions {
-                    runner: options(project, &lock, &run),
+                    runner: options(project, &lock, &retry),
                     target,
                     ignore_missing,
                     jobs: usize::from(jobs),
                     interrupt: None,
                 };
-                return up_tenants(project, &db, options, dry_run, &run).await;
+                return up_tenants(project, &db, options, dry_run.dry_run, mode).await;
             }
             let action = Action::Up {
                 target,
                 ignore_missing,
             };
-            change(project, &db, &lock, &run, action, dry_run).await
+            let run = Run {
+                db: &db,
+                lock: &lock,
+                retry: &retry,
+                mode,
+                dry_run: dry_run.dry_run,
+            };
+            change(project, &run, action).await
         }
         Migrate::Down {
-            db,
-            lock,
             steps,
             target,
+            retry,
             dry_run,
-            run,
+            db,
+            lock,
+            json,
+            quiet,
         } => {
             let how = match target {
                 Some(t) => Down::Target(t),
                 None => Down::Steps(steps.unwrap_or(1)),
             };
-            change(project, &db, &lock, &run, Action::Down(how), dry_run).await
+            let run = Run {
+                db: &db,
+                lock: &lock,
+                retry: &retry,
+                mode: Mode::of(quiet.quiet, json.json),
+                dry_run: dry_run.dry_run,
+            };
+            change(project, &run, Action::Down(how)).await
         }
-        Migrate::Redo { db, lock, run } => {
-            change(project, &db, &lock, &run, Action::Redo, false).await
+        Migrate::Redo {
+            retry,
+            db,
+            lock,
+            json,
+            quiet,
+        } => {
+            let run = Run {
+                db: &db,
+                lock: &lock,
+                retry: &retry,
+                mode: Mode::of(quiet.quiet, json.json),
+                dry_run: false,
+            };
+            change(project, &run, Action::Redo).await
         }
     }
 }
 
+/// The options of a run that changes the database.
+struct Run<'a> {
+    db: &'a DbArgs,
+    lock: &'a LockArgs,
+    retry: &'a RetryArgs,
+    mode: Mode,
+    dry_run: bool,
+}
+
 /// The runner's options from the command line and pgx.yaml.
-pub(super) fn options(project: &Project, lock: &LockArgs, run: &RunArgs) -> Options {
+pub(super) fn options(project: &Project, lock: &LockArgs, retry: &RetryArgs) -> Options {
     let mut options = Options::new(lock.lock_timeout);
-    options.attempt_timeout = run.lock_attempt_timeout;
-    options.lock_retries = run.lock_retries;
+    options.attempt_timeout = retry.lock_attempt_timeout;
+    options.lock_retries = retry.lock_retries;
     options
         .trusted_roles
         .clone_from(&project.config.trusted_roles);
@@ -120,28 +161,23 @@ pub(super) fn catch_signals() -> Result<Interrupt> {
     Ok(interrupt)
 }
 
-async fn change(
-    project: &Project,
-    db: &DbArgs,
-    lock: &LockArgs,
-    run: &RunArgs,
-    action: Action,
-    dry_run: bool,
-) -> Result<()> {
-    if dry_run && run.json {
+async fn change(project: &Project, run: &Run<'_>, action: Action) -> Result<()> {
+    if run.dry_run && run.mode == Mode::Json {
         return Err(Error::Usage(
             "--dry-run prints SQL, --json reports a run: use one of them".into(),
         ));
     }
+    let (db, dry_run) = (run.db, run.dry_run);
     let dir = project.migrations_dir();
     let migrations = files::scan(&dir)?;
     let url = super::database_url(project, db)?;
     let interrupt = catch_signals()?;
-    let progress = Progress::new(Mode::of(run.quiet, run.json));
+    let progress = Progress::new(run.mode);
     let sink = |schema: Option<&str>, event: &Event| progress.event(schema, event);
     let mut conn = db::connect(&url).await?;
+    let options = options(project, run.lock, run.retry);
     let result = async {
-        let runner = Runner::with_options(&mut conn, Scope::default(), options(project, lock, run))
+        let runner = Runner::with_options(&mut conn, Scope::default(), options)
             .await?
             .on_event(&sink);
         if dry_run {
@@ -189,7 +225,7 @@ async fn up_tenants(
     db: &DbArgs,
     mut options: tenants::UpOptions,
     dry_run: bool,
-    run: &RunArgs,
+    mode: Mode,
 ) -> Result<()> {
     let prefix = &project.config.tenant_schema_prefix;
     tenants::check_prefix(prefix)?;
@@ -201,7 +237,7 @@ async fn up_tenants(
     };
     tenants::check_target(set, options.target)?;
     let url = super::database_url(project, db)?;
-    let progress = Progress::new(Mode::of(run.quiet, run.json));
+    let progress = Progress::new(mode);
     let sink = |schema: Option<&str>, event: &Event| progress.event(schema, event);
     if dry_run {
         return output::out(&tenants::up_script(&url, prefix, set, &options, &sink).await?);

@@ -21,9 +21,11 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
     match command {
         cli::Tenant::Add {
             names,
+            retry,
             db,
             lock,
-            run,
+            json,
+            quiet,
         } => {
             // Refuse bad names before touching any database.
             let schemas = tenants::named(prefix, &names)?;
@@ -33,9 +35,9 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
                 dir: &dir,
                 migrations: &migrations,
             };
-            let options = super::migrate::options(project, &lock, &run);
+            let options = super::migrate::options(project, &lock, &retry);
             let interrupt = super::migrate::catch_signals()?;
-            let progress = Progress::new(Mode::of(run.quiet, run.json));
+            let progress = Progress::new(Mode::of(quiet.quiet, json.json));
             let sink = |schema: Option<&str>, event: &Event| progress.event(schema, event);
             let result = tenants::add(&url, &schemas, set, &options, Some(&interrupt), &sink).await;
             progress.finish("apply", result.as_ref().err())?;
@@ -49,7 +51,7 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
             let sink = |schema: Option<&str>, event: &Event| progress.event(schema, event);
             let trusted = &project.config.trusted_roles;
             let listed = tenants::list(&url, prefix, &migrations, trusted, &sink).await?;
-            if json {
+            if json.json {
                 return output::json(&json!({ "tenants": listed }));
             }
             if listed.is_empty() {
@@ -78,7 +80,7 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
             yes,
             db,
             lock,
-        } => drop(project, &name, yes, &db, lock.lock_timeout).await,
+        } => drop(project, &name, yes.yes, &db, lock.lock_timeout).await,
     }
 }
 

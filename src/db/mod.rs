@@ -4,6 +4,8 @@
 //! Uses `project`, `sql` and `error`; never `pattern`, `migrate` or `commands`.
 
 pub mod dev;
+pub mod dump;
+pub mod inspect;
 pub mod notices;
 pub mod snapshot;
 pub mod url;
@@ -67,8 +69,10 @@ pub fn locate(project: &Project, flag: Option<&str>) -> Result<Located> {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn options(url: &DbUrl) -> Result<PgConnectOptions> {
+    url.check()?;
     let opts = PgConnectOptions::from_str(url.expose()).map_err(|e| Error::DatabaseUrl {
-        reason: url.scrub(&one_line(&e.to_string())),
+        reason: url.scrub(&describe_db_error(&e).replace("error with configuration: ", "")),
+        origin: url.from_where(),
     })?;
     Ok(if opts.get_application_name().is_none() {
         opts.application_name("pgx")
@@ -98,6 +102,7 @@ pub async fn connect(url: &DbUrl) -> Result<PgConnection> {
     let fail = |reason: String| Error::Connect {
         target: target.clone(),
         reason: url.scrub(&reason),
+        origin: url.from_where(),
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
         Ok(Ok(conn)) => Ok(conn),
