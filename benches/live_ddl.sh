@@ -88,7 +88,11 @@ SQL
   wait "$holder" "$bench"
 
   local attempts=$(( $(grep -c '^retrying ' "$WORK/$name.migrate" || true) + 1 ))
-  echo "== $name: migration $status after $(( (m1 - m0) / 1000000 )) ms, $attempts attempt(s), started at +$(( (m0 - t0) / 1000000 )) ms"
+  if [ "$name" = none ]; then
+    echo "== none: no migration"
+  else
+    echo "== $name: migration $status after $(( (m1 - m0) / 1000000 )) ms, $attempts attempt(s), started at +$(( (m0 - t0) / 1000000 )) ms"
+  fi
   [ "$status" != failed ] || sed -n '$p' "$WORK/$name.migrate" | cut -c1-160
   # pgbench log: client xact latency_us script epoch_s epoch_us (the transaction's end).
   cat "$WORK"/pgbench_log.* | awk -v t0="$t0" '
