@@ -13,6 +13,7 @@ mod migrate;
 mod pattern_engine;
 mod readme;
 mod snapshots;
+mod soft_delete;
 mod sqlx_interop;
 mod tenant_render;
 mod tenant_rls;
