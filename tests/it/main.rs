@@ -14,6 +14,7 @@ mod pattern_engine;
 mod readme;
 mod snapshots;
 mod soft_delete;
+mod soft_delete_cascade;
 mod sqlx_interop;
 mod tenant_render;
 mod tenant_rls;
