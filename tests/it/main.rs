@@ -15,6 +15,7 @@ mod readme;
 mod snapshots;
 mod soft_delete;
 mod soft_delete_cascade;
+mod soft_delete_combined;
 mod sqlx_interop;
 mod tenant_render;
 mod tenant_rls;

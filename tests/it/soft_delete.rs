@@ -64,7 +64,11 @@ pub fn row_count(db: &TestDb, user: Option<&TestRole>, setup: &str, statement: &
 
 fn strings(rows: &Rows) -> Vec<Vec<String>> {
     rows.iter()
-        .map(|r| r.iter().map(|v| v.clone().unwrap_or("NULL".into())).collect())
+        .map(|r| {
+            r.iter()
+                .map(|v| v.clone().unwrap_or("NULL".into()))
+                .collect()
+        })
         .collect()
 }
 
@@ -89,7 +93,12 @@ fn delete_marks_rows_and_keeps_its_row_count_and_returning() {
     // delete's would, and RETURNING returns them as they were.
     let actor = "SET app.user_id = 42";
     assert_eq!(
-        row_count(&db, Some(&app), actor, "DELETE FROM users WHERE email IN ('a@x', 'b@x')"),
+        row_count(
+            &db,
+            Some(&app),
+            actor,
+            "DELETE FROM users WHERE email IN ('a@x', 'b@x')"
+        ),
         2
     );
     let returned = ok_as(
@@ -100,13 +109,18 @@ fn delete_marks_rows_and_keeps_its_row_count_and_returning() {
     assert_eq!(strings(&returned), [["3", "c@x", "C", "NULL"]]);
     // Rows deleted already are not deleted again, nor counted.
     assert_eq!(
-        row_count(&db, Some(&app), "", "DELETE FROM users WHERE email <> 'd@x'"),
+        row_count(
+            &db,
+            Some(&app),
+            "",
+            "DELETE FROM users WHERE email <> 'd@x'"
+        ),
         0
     );
     assert_eq!(
-        strings(&db.rows(
-            "SELECT email, deleted_at IS NOT NULL, deleted_by FROM users ORDER BY id"
-        )),
+        strings(
+            &db.rows("SELECT email, deleted_at IS NOT NULL, deleted_by FROM users ORDER BY id")
+        ),
         [
             ["a@x", "t", "42"],
             ["b@x", "t", "42"],
@@ -130,16 +144,31 @@ fn delete_marks_rows_and_keeps_its_row_count_and_returning() {
     );
     ok_as(&db, &app, "INSERT INTO users_live (email) VALUES ('e@x')");
     assert_eq!(
-        row_count(&db, Some(&app), "", "UPDATE users_live SET name = 'E' WHERE email = 'e@x'"),
+        row_count(
+            &db,
+            Some(&app),
+            "",
+            "UPDATE users_live SET name = 'E' WHERE email = 'e@x'"
+        ),
         1
     );
     assert_eq!(
-        row_count(&db, Some(&app), "", "UPDATE users_live SET name = 'x' WHERE email = 'a@x'"),
+        row_count(
+            &db,
+            Some(&app),
+            "",
+            "UPDATE users_live SET name = 'x' WHERE email = 'a@x'"
+        ),
         0,
         "deleted rows cannot be updated through the view"
     );
     assert_eq!(
-        row_count(&db, Some(&app), "", "DELETE FROM users_live WHERE email = 'e@x'"),
+        row_count(
+            &db,
+            Some(&app),
+            "",
+            "DELETE FROM users_live WHERE email = 'e@x'"
+        ),
         1
     );
     assert_eq!(
@@ -227,12 +256,24 @@ fn only_the_owner_can_delete_for_real_and_only_through_purge() {
             "{attack}: {err}"
         );
     }
-    assert_eq!(db.scalar("SELECT count(*) FROM users").as_deref(), Some("5"));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM users").as_deref(),
+        Some("5")
+    );
 
     // The owner purges in batches, oldest deletes only, and the rule is back on afterwards.
-    assert_eq!(db.scalar("SELECT users_purge('30 days', 2)").as_deref(), Some("2"));
-    assert_eq!(db.scalar("SELECT users_purge('30 days', 2)").as_deref(), Some("1"));
-    assert_eq!(db.scalar("SELECT users_purge('30 days', 2)").as_deref(), Some("0"));
+    assert_eq!(
+        db.scalar("SELECT users_purge('30 days', 2)").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        db.scalar("SELECT users_purge('30 days', 2)").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        db.scalar("SELECT users_purge('30 days', 2)").as_deref(),
+        Some("0")
+    );
     assert_eq!(
         db.column("SELECT id FROM users ORDER BY id"),
         ["4", "5"],
@@ -243,15 +284,27 @@ fn only_the_owner_can_delete_for_real_and_only_through_purge() {
             .as_deref(),
         Some("O")
     );
-    assert_eq!(row_count(&db, None, "", "DELETE FROM users WHERE id = 5"), 1);
-    assert_eq!(db.scalar("SELECT count(*) FROM users").as_deref(), Some("2"));
+    assert_eq!(
+        row_count(&db, None, "", "DELETE FROM users WHERE id = 5"),
+        1
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM users").as_deref(),
+        Some("2")
+    );
 
     // Should the rule disappear (DROP VIEW ... CASCADE, say), DELETE fails instead of removing.
     db.exec("DROP VIEW users_soft_delete CASCADE");
     let err = db.try_exec("DELETE FROM users").unwrap_err();
-    assert!(err.contains("the soft-delete rule of public.users is missing"), "{err}");
+    assert!(
+        err.contains("the soft-delete rule of public.users is missing"),
+        "{err}"
+    );
     db.exec("SELECT soft_delete.intercept('users')");
-    assert_eq!(row_count(&db, None, "", "DELETE FROM users WHERE id = 4"), 0);
+    assert_eq!(
+        row_count(&db, None, "", "DELETE FROM users WHERE id = 4"),
+        0
+    );
 }
 
 #[test]
@@ -295,7 +348,10 @@ fn unique_keys_hold_among_live_rows_and_the_down_restores_or_refuses_them() {
     let dup = db
         .try_exec("INSERT INTO users (email, login) VALUES ('a@x', 'other')")
         .unwrap_err();
-    assert!(dup.contains("users_email_key"), "live rows stay unique: {dup}");
+    assert!(
+        dup.contains("users_email_key"),
+        "live rows stay unique: {dup}"
+    );
     db.exec("DELETE FROM users WHERE email = 'a@x'");
     // A deleted address (and login, team/code) can be registered again.
     db.exec("INSERT INTO users (email, login, team, code) VALUES ('a@x', 'ann', 1, 'c')");
@@ -309,7 +365,9 @@ fn unique_keys_hold_among_live_rows_and_the_down_restores_or_refuses_them() {
         ["updated"]
     );
     let err = db
-        .try_exec("INSERT INTO users (email, login) VALUES ('a@x', 'x') ON CONFLICT (email) DO NOTHING")
+        .try_exec(
+            "INSERT INTO users (email, login) VALUES ('a@x', 'x') ON CONFLICT (email) DO NOTHING",
+        )
         .unwrap_err();
     assert!(
         err.contains("no unique or exclusion constraint matching the ON CONFLICT specification"),
@@ -323,7 +381,10 @@ fn unique_keys_hold_among_live_rows_and_the_down_restores_or_refuses_them() {
     // Once the duplicates are purged, down restores the schema exactly (comments included).
     db.exec("SELECT users_purge('0')");
     // The infrastructure's migration goes too (it came with this one).
-    p.pgx().db(&db).args(["migrate", "down", "--steps", "2"]).ok();
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "down", "--steps", "2"])
+        .ok();
     assert_eq!(before.diff(&db.snapshot()), vec![]);
     assert_eq!(
         db.scalar("SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = 'users_email_key'")
@@ -368,7 +429,13 @@ fn listed_unique_keys_only_and_clear_refusals() {
     };
     remove_latest(&p);
     p.pgx()
-        .args(["new", "soft_delete", "users", "--set", "unique=email,users_login_key"])
+        .args([
+            "new",
+            "soft_delete",
+            "users",
+            "--set",
+            "unique=email,users_login_key",
+        ])
         .ok();
     p.pgx()
         .db(&db)
@@ -377,7 +444,13 @@ fn listed_unique_keys_only_and_clear_refusals() {
         .stderr_has("cannot make users_login_key unique among live rows only: foreign keys of badges reference it");
     remove_latest(&p);
     p.pgx()
-        .args(["new", "soft_delete", "users", "--set", "unique=email,nickname"])
+        .args([
+            "new",
+            "soft_delete",
+            "users",
+            "--set",
+            "unique=email,nickname",
+        ])
         .ok();
     p.pgx()
         .db(&db)
@@ -411,7 +484,11 @@ fn restore_brings_back_one_row_and_respects_the_callers_rights() {
     row_count(&db, None, "SET app.user_id = 7", "DELETE FROM users");
 
     assert_eq!(
-        strings(&ok_as(&db, &app, "SELECT users_restore(1), users_restore(1), users_restore(99)")),
+        strings(&ok_as(
+            &db,
+            &app,
+            "SELECT users_restore(1), users_restore(1), users_restore(99)"
+        )),
         [["t", "f", "f"]],
         "true once, false for a live or missing row"
     );
@@ -439,13 +516,22 @@ fn hide_policy_hides_deleted_rows_and_still_lets_the_role_delete_with_returning(
         &setup,
         &[(
             "users",
-            &["--set", "hide=policy", "--set", &format!("role={}", app.name)],
+            &[
+                "--set",
+                "hide=policy",
+                "--set",
+                &format!("role={}", app.name),
+            ],
         )],
     );
     // The role deletes and gets the row back through RETURNING: the policy lets the row the
     // statement itself marks pass.
     assert_eq!(
-        strings(&ok_as(&db, &app, "DELETE FROM users WHERE email = 'a@x' RETURNING email")),
+        strings(&ok_as(
+            &db,
+            &app,
+            "DELETE FROM users WHERE email = 'a@x' RETURNING email"
+        )),
         [["a@x"]]
     );
     assert_eq!(
@@ -492,7 +578,10 @@ fn hide_policy_hides_deleted_rows_and_still_lets_the_role_delete_with_returning(
         "UPDATE users SET deleted_at = now() WHERE email = 'c@x' RETURNING email",
     ] {
         let err = as_role(&db, &app, naive_victim).unwrap_err();
-        assert!(err.contains("new row violates row-level security policy"), "{naive_victim}: {err}");
+        assert!(
+            err.contains("new row violates row-level security policy"),
+            "{naive_victim}: {err}"
+        );
     }
     db.exec(&format!(
         "DROP POLICY naive ON users;
@@ -537,16 +626,25 @@ fn down_refuses_while_rows_are_deleted_and_otherwise_restores_the_schema() {
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let after = db.snapshot();
     assert!(after.objects.contains_key("view public.users_live"));
-    assert!(after.objects.contains_key("index public.users_name_live_idx"));
+    assert!(
+        after
+            .objects
+            .contains_key("index public.users_name_live_idx")
+    );
     db.exec("INSERT INTO users (email) VALUES ('a@x'); DELETE FROM users;");
     p.pgx()
         .db(&db)
         .args(["migrate", "down"])
         .fails()
-        .stderr_has("public.users has 1 soft-deleted row(s), which dropping deleted_at would bring back");
+        .stderr_has(
+            "public.users has 1 soft-deleted row(s), which dropping deleted_at would bring back",
+        );
     db.exec("SELECT users_restore(1)");
     // The infrastructure's migration goes too (it came with this one).
-    p.pgx().db(&db).args(["migrate", "down", "--steps", "2"]).ok();
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "down", "--steps", "2"])
+        .ok();
     assert_eq!(before.diff(&db.snapshot()), vec![]);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     assert_eq!(after.diff(&db.snapshot()), vec![]);

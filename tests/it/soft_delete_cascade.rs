@@ -66,7 +66,14 @@ fn a_soft_delete_cascades_in_one_statement_and_restore_brings_back_exactly_its_r
     );
     assert_eq!(
         deleted(&db),
-        ["customers:1", "items:100", "items:101", "items:110", "orders:10", "orders:11"]
+        [
+            "customers:1",
+            "items:100",
+            "items:101",
+            "items:110",
+            "orders:10",
+            "orders:11"
+        ]
     );
     assert_eq!(
         db.scalar(
@@ -79,7 +86,10 @@ fn a_soft_delete_cascades_in_one_statement_and_restore_brings_back_exactly_its_r
         Some("1"),
         "one delete, one time, down the whole tree"
     );
-    assert_eq!(db.scalar("SELECT deleted_at FROM items WHERE id = 101"), earlier);
+    assert_eq!(
+        db.scalar("SELECT deleted_at FROM items WHERE id = 101"),
+        earlier
+    );
     assert_eq!(
         db.scalar("SELECT count(*) FROM order_tags").as_deref(),
         Some("1"),
@@ -92,14 +102,21 @@ fn a_soft_delete_cascades_in_one_statement_and_restore_brings_back_exactly_its_r
         Some("t")
     );
     assert_eq!(deleted(&db), ["items:101"]);
-    assert_eq!(db.scalar("SELECT deleted_at FROM items WHERE id = 101"), earlier);
+    assert_eq!(
+        db.scalar("SELECT deleted_at FROM items WHERE id = 101"),
+        earlier
+    );
     ok_as(&db, &app, "SELECT items_restore(101)");
     assert_eq!(deleted(&db), Vec::<String>::new());
 
     // Deleting a middle row cascades down only; restoring it restores its subtree.
     ok_as(&db, &app, "DELETE FROM orders WHERE id = 10");
     assert_eq!(deleted(&db), ["items:100", "items:101", "orders:10"]);
-    ok_as(&db, &app, "UPDATE orders SET deleted_at = NULL WHERE id = 10");
+    ok_as(
+        &db,
+        &app,
+        "UPDATE orders SET deleted_at = NULL WHERE id = 10",
+    );
     assert_eq!(
         deleted(&db),
         Vec::<String>::new(),
@@ -169,7 +186,12 @@ fn hard_deletes_never_leave_soft_deleted_rows_pointing_at_nothing() {
     // A plain parent's own ON DELETE CASCADE would only soft-delete the customers (PostgreSQL
     // runs a cascade through rules too): refused, for live and soft-deleted children alike.
     for tenant in [1, 2] {
-        let err = as_role(&db, &app, &format!("DELETE FROM tenants WHERE id = {tenant}")).unwrap_err();
+        let err = as_role(
+            &db,
+            &app,
+            &format!("DELETE FROM tenants WHERE id = {tenant}"),
+        )
+        .unwrap_err();
         assert!(
             err.contains("cannot delete rows of public.tenants for real: rows of public.customers reference them through foreign key customers_tenant_id_fkey (ON DELETE CASCADE)"),
             "tenant {tenant}: {err}"
@@ -193,7 +215,10 @@ fn hard_deletes_never_leave_soft_deleted_rows_pointing_at_nothing() {
             .as_deref(),
         Some("0")
     );
-    assert_eq!(row_count(&db, Some(&app), "", "DELETE FROM tenants WHERE id = 2"), 1);
+    assert_eq!(
+        row_count(&db, Some(&app), "", "DELETE FROM tenants WHERE id = 2"),
+        1
+    );
     // Every rule is on again.
     assert_eq!(
         db.column("SELECT ev_class::regclass::text FROM pg_rewrite WHERE rulename = 'soft_delete' AND ev_enabled <> 'O'"),
