@@ -332,8 +332,7 @@ fn generated_plpgsql_passes_plpgsql_check() {
     let findings = db.column(
         "SELECT p.proname || ': ' || c.level || ' ' || c.message FROM pg_proc p
          CROSS JOIN LATERAL plpgsql_check_function_tb(p.oid,
-             relid => CASE WHEN p.proname IN ('on_update', 'guard') THEN 'users'::regclass
-                           WHEN p.proname = 'on_intercepted_delete' THEN 'users_soft_delete'::regclass ELSE 0 END,
+             relid => CASE WHEN p.proname IN ('on_update', 'guard') THEN 'users'::regclass ELSE 0 END,
              oldtable => CASE p.proname WHEN 'on_update' THEN 'pgx_old' END,
              newtable => CASE p.proname WHEN 'on_update' THEN 'pgx_new' END,
              extra_warnings => true) c

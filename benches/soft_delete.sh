@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Cost of soft delete, each against its baseline measured in the same run.
+#
+# 1. DELETE vs UPDATE. `users` (200,000 rows) made a soft-delete table by the migration
+#    `pgx new soft_delete users --set deleted_by=deleted_by` renders: `DELETE FROM users WHERE
+#    id <= 100000` goes through its rule (counting view, stamping UPDATE, cascade trigger).
+#    Baseline: the equivalent `UPDATE ... SET deleted_at = now(), deleted_by = ...` on an
+#    identical copy of the table (same columns, same indexes, live-row unique email included)
+#    without the rule or triggers. Each round puts both tables back (rows live again, VACUUM),
+#    then times both statements in alternating order; the ratio shown is the median over ROUNDS.
+#
+# 2. Reading live rows. `accounts`: 1,000,000 rows, every other one soft-deleted (deleted rows
+#    interleaved with live ones on every page), read through the view `accounts_live`; the live
+#    look-ups are served by the live-row unique index on email and the partial index
+#    `live_indexes=customer_id`. Baseline: a table holding only the 500,000 live rows, with plain
+#    indexes on the same columns. Queries, as scripts of ONE pgbench run picked at random per
+#    transaction (a busy spell on the shared machine hits all alike):
+#      - look-up: one account by email;
+#      - customer: the accounts of one customer (10 rows), ordered.
+#    Ratios are of mean latency (view / live-only table), median over ROUNDS runs.
+#
+# Usage: benches/soft_delete.sh          (DATABASE_URL: a superuser URL; default local postgres)
+#        ROUNDS=5 SECONDS_PER_RUN=20 benches/soft_delete.sh
+set -euo pipefail
+
+ADMIN_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
+ROUNDS=${ROUNDS:-3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DB=pgx_bench_soft_delete
+
+cargo build --quiet --manifest-path "$ROOT/Cargo.toml"
+PGX="$ROOT/target/debug/pgx"
+WORK=$(mktemp -d)
+cleanup() {
+  cd /
+  rm -rf "$WORK"
+  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+BENCH_URL=$(python3 - "$ADMIN_URL" "$DB" <<'PY'
+import sys, urllib.parse as u
+url, db = sys.argv[1:]
+p = u.urlsplit(url)
+print(u.urlunsplit((p.scheme, p.netloc, "/" + db, p.query, "")))
+PY
+)
+psql -q -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+
+cd "$WORK"
+"$PGX" init >/dev/null
+export DATABASE_URL=$BENCH_URL
+"$PGX" add "create tables" --up "
+CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, name text NOT NULL, plan text NOT NULL);
+CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, customer_id bigint NOT NULL, balance numeric(12, 2) NOT NULL);" \
+  --down "DROP TABLE accounts, users;" >/dev/null
+"$PGX" new soft_delete users --set deleted_by=deleted_by >/dev/null
+"$PGX" new soft_delete accounts --set live_indexes=customer_id >/dev/null
+"$PGX" migrate up 2>/dev/null
+
+psql -q -v ON_ERROR_STOP=1 "$BENCH_URL" <<'SQL'
+INSERT INTO users SELECT g, 'user' || g || '@example.com', 'name ' || g, 'free' FROM generate_series(1, 200000) g;
+CREATE TABLE users_plain (LIKE users INCLUDING ALL);
+INSERT INTO users_plain SELECT * FROM users;
+
+INSERT INTO accounts SELECT g, 'account' || g || '@example.com', g / 20, g % 1000 FROM generate_series(1, 1000000) g;
+DELETE FROM accounts WHERE id % 2 = 0;
+CREATE TABLE accounts_only_live (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, customer_id bigint NOT NULL, balance numeric(12, 2) NOT NULL);
+INSERT INTO accounts_only_live SELECT id, email, customer_id, balance FROM accounts_live;
+CREATE INDEX ON accounts_only_live (customer_id);
+VACUUM ANALYZE;
+SQL
+
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+ms() { grep -o 'Time: [0-9.]*' | tail -1 | cut -d' ' -f2; }
+
+echo "1. soft-deleting 100,000 of 200,000 rows: DELETE (soft) vs the equivalent UPDATE"
+ratios=()
+for round in $(seq "$ROUNDS"); do
+  psql -q -v ON_ERROR_STOP=1 "$BENCH_URL" -c "UPDATE users SET deleted_at = NULL, deleted_by = NULL WHERE deleted_at IS NOT NULL" \
+    -c "UPDATE users_plain SET deleted_at = NULL, deleted_by = NULL WHERE deleted_at IS NOT NULL" -c "VACUUM ANALYZE users, users_plain" >/dev/null
+  delete_sql="SET app.user_id = 7; DELETE FROM users WHERE id <= 100000;"
+  update_sql="SET app.user_id = 7; UPDATE users_plain SET deleted_at = now(), deleted_by = (SELECT soft_delete.actor('app.user_id', 'bigint'))::bigint WHERE id <= 100000 AND deleted_at IS NULL;"
+  if (( round % 2 )); then
+    d=$(printf '\\timing on\n%s\n' "$delete_sql" | psql -q "$BENCH_URL" | ms)
+    u=$(printf '\\timing on\n%s\n' "$update_sql" | psql -q "$BENCH_URL" | ms)
+  else
+    u=$(printf '\\timing on\n%s\n' "$update_sql" | psql -q "$BENCH_URL" | ms)
+    d=$(printf '\\timing on\n%s\n' "$delete_sql" | psql -q "$BENCH_URL" | ms)
+  fi
+  ratio=$(awk -v d="$d" -v u="$u" 'BEGIN {printf "%.2f", d / u}')
+  echo "   round $round: DELETE ${d} ms, UPDATE ${u} ms, ratio ${ratio}"
+  ratios+=("$ratio")
+done
+echo "   median DELETE/UPDATE: $(printf '%s\n' "${ratios[@]}" | median)x (goal <= 1.3)"
+
+echo "2. live-row queries on 1,000,000 rows, half soft-deleted, through the view vs a live-only table"
+cat >"$WORK/view_lookup.sql" <<'SQL'
+\set n random(0, 499999)
+SELECT * FROM accounts_live WHERE email = 'account' || (2 * :n + 1) || '@example.com';
+SQL
+cat >"$WORK/live_lookup.sql" <<'SQL'
+\set n random(0, 499999)
+SELECT * FROM accounts_only_live WHERE email = 'account' || (2 * :n + 1) || '@example.com';
+SQL
+cat >"$WORK/view_customer.sql" <<'SQL'
+\set c random(1, 49999)
+SELECT id, balance FROM accounts_live WHERE customer_id = :c ORDER BY id;
+SQL
+cat >"$WORK/live_customer.sql" <<'SQL'
+\set c random(1, 49999)
+SELECT id, balance FROM accounts_only_live WHERE customer_id = :c ORDER BY id;
+SQL
+lookups=()
+customers=()
+for round in $(seq "$ROUNDS"); do
+  out=$(pgbench -n -M prepared -T "$SECONDS_PER_RUN" \
+    -f "$WORK/view_lookup.sql" -f "$WORK/live_lookup.sql" -f "$WORK/view_customer.sql" -f "$WORK/live_customer.sql" "$BENCH_URL")
+  lat=($(echo "$out" | grep -A4 '^SQL script' | grep 'latency average' | grep -o '[0-9.]* ms' | cut -d' ' -f1))
+  l=$(awk -v a="${lat[0]}" -v b="${lat[1]}" 'BEGIN {printf "%.3f", a / b}')
+  c=$(awk -v a="${lat[2]}" -v b="${lat[3]}" 'BEGIN {printf "%.3f", a / b}')
+  echo "   round $round: look-up ${lat[0]} vs ${lat[1]} ms (${l}), customer ${lat[2]} vs ${lat[3]} ms (${c})"
+  lookups+=("$l")
+  customers+=("$c")
+done
+echo "   median view/live-only: look-up $(printf '%s\n' "${lookups[@]}" | median)x, customer $(printf '%s\n' "${customers[@]}" | median)x (goal <= 1.05)"
