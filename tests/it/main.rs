@@ -16,6 +16,7 @@ mod snapshots;
 mod soft_delete;
 mod soft_delete_cascade;
 mod soft_delete_combined;
+mod soft_delete_render;
 mod sqlx_interop;
 mod tenant_render;
 mod tenant_rls;

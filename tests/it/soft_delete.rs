@@ -650,3 +650,81 @@ fn down_refuses_while_rows_are_deleted_and_otherwise_restores_the_schema() {
     assert_eq!(after.diff(&db.snapshot()), vec![]);
     p.pgx().db(&db).args(["check"]).ok();
 }
+
+#[test]
+fn quoted_names_in_another_schema_work_end_to_end() {
+    let db = TestDb::new();
+    let app = app_role();
+    let p = Project::new();
+    p.add(
+        "setup",
+        &format!(
+            r#"CREATE SCHEMA "Sales Dept";
+               CREATE TABLE "Sales Dept"."order's ""items""" (id bigint PRIMARY KEY, sku text UNIQUE, "Order Code" text, CONSTRAINT "code key" UNIQUE ("Order Code"));
+               GRANT USAGE ON SCHEMA "Sales Dept" TO {0};
+               GRANT SELECT, INSERT, UPDATE, DELETE ON "Sales Dept"."order's ""items""" TO {0};"#,
+            app.name
+        ),
+        r#"DROP SCHEMA "Sales Dept" CASCADE;"#,
+    );
+    p.pgx()
+        .args([
+            "new",
+            "soft_delete",
+            "order's \"items\"",
+            "--schema",
+            "Sales Dept",
+            "--set",
+            "column=removed at",
+            "--set",
+            "deleted_by=by$pgx$",
+            "--set",
+            "view=live; drop table x",
+            "--set",
+            "live_indexes=sku",
+            "--set",
+            "soft_delete_schema=Soft Delete",
+            "--set",
+            "hide=policy",
+            "--set",
+            &format!("role={}", app.name),
+        ])
+        .ok();
+    p.pgx().db(&db).args(["migrate", "up"]).ok();
+    let t = r#""Sales Dept"."order's ""items""""#;
+    db.exec(&format!(
+        r#"INSERT INTO {t} VALUES (1, 'a', 'A'), (2, 'b', 'B')"#
+    ));
+    assert_eq!(
+        row_count(
+            &db,
+            Some(&app),
+            "SET app.user_id = 5",
+            &format!("DELETE FROM {t} WHERE sku = 'a'")
+        ),
+        1
+    );
+    assert_eq!(
+        column(&ok_as(&db, &app, &format!("SELECT sku FROM {t}"))),
+        ["b"],
+        "hidden from the role"
+    );
+    db.exec(&format!(r#"INSERT INTO {t} VALUES (3, 'a', 'A')"#));
+    assert_eq!(
+        column(&ok_as(
+            &db,
+            &app,
+            r#"SELECT sku FROM "Sales Dept"."live; drop table x" ORDER BY 1"#
+        )),
+        ["a", "b"]
+    );
+    db.exec(&format!(
+        r#"UPDATE {t} SET "removed at" = "removed at" - interval '1 day' WHERE id = 1;
+           SELECT "Sales Dept"."order's ""items""_purge"('1 hour')"#
+    ));
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM {t}")).as_deref(),
+        Some("2")
+    );
+    p.pgx().db(&db).args(["check"]).ok();
+}
