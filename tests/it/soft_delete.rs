@@ -728,3 +728,99 @@ fn quoted_names_in_another_schema_work_end_to_end() {
     );
     p.pgx().db(&db).args(["check"]).ok();
 }
+
+#[test]
+fn the_infrastructure_refuses_schemas_others_could_write_and_stays_while_used() {
+    let db = TestDb::new();
+    let weak = TestRole::new("pgx_weak", "NOSUPERUSER NOBYPASSRLS");
+    let p = Project::new();
+    p.pgx().args(["new", "soft_delete_install"]).ok();
+    // A schema of that name exists already (whoever made it).
+    db.exec("CREATE SCHEMA soft_delete");
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "up"])
+        .fails()
+        .stderr_has("schema soft_delete exists already");
+    db.exec("DROP SCHEMA soft_delete");
+    // Default privileges would let another role create objects in the new schema.
+    db.exec(&format!(
+        "ALTER DEFAULT PRIVILEGES GRANT CREATE ON SCHEMAS TO {}",
+        weak.name
+    ));
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "up"])
+        .fails()
+        .stderr_has(&format!(
+            "role(s) {} could create objects in schema soft_delete",
+            weak.name
+        ));
+    db.exec(&format!(
+        "ALTER DEFAULT PRIVILEGES REVOKE CREATE ON SCHEMAS FROM {}",
+        weak.name
+    ));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'soft_delete'")
+            .as_deref(),
+        Some("0"),
+        "nothing was left behind"
+    );
+
+    // Installed, used by a table: its down is refused (run by hand out of order here, since
+    // `migrate down` reverts the table's migration first).
+    p.add("create users", USERS, "DROP TABLE users;");
+    p.pgx().args(["new", "soft_delete", "users"]).ok();
+    p.pgx().db(&db).args(["migrate", "up"]).ok();
+    let install_down = p
+        .files("migrations")
+        .into_iter()
+        .find(|f| f.ends_with("_soft_delete_install.down.sql"))
+        .unwrap();
+    let err = db
+        .try_exec(&format!(
+            "BEGIN; {} COMMIT;",
+            p.read(&format!("migrations/{install_down}"))
+        ))
+        .unwrap_err();
+    assert!(
+        err.contains(
+            "the soft-delete infrastructure in schema soft_delete is still used by public.users"
+        ),
+        "{err}"
+    );
+
+    // A table without primary key, or with DELETE-only policies, is refused with the reason.
+    for (table, setup, message) in [
+        (
+            "notes",
+            "CREATE TABLE notes (body text)",
+            "public.notes has no primary key",
+        ),
+        (
+            "posts",
+            "CREATE TABLE posts (id int PRIMARY KEY); ALTER TABLE posts ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY own ON posts FOR DELETE USING (true);",
+            "public.posts has row-security policies for DELETE only (own)",
+        ),
+    ] {
+        db.exec(setup);
+        p.pgx().args(["new", "soft_delete", table]).ok();
+        p.pgx()
+            .db(&db)
+            .args(["migrate", "up"])
+            .fails()
+            .stderr_has(message);
+        let stem = p
+            .files("migrations")
+            .into_iter()
+            .rev()
+            .find(|f| f.ends_with(".up.sql"))
+            .unwrap()
+            .trim_end_matches(".up.sql")
+            .to_string();
+        for kind in ["up", "down"] {
+            std::fs::remove_file(p.join(&format!("migrations/{stem}.{kind}.sql"))).unwrap();
+        }
+    }
+}

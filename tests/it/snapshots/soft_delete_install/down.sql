@@ -7,9 +7,11 @@ DO $pgx$
 DECLARE
     users text;
 BEGIN
-    SELECT pg_catalog.string_agg(DISTINCT t.tgrelid::regclass::text, ', ') INTO users
-    FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-    WHERE p.pronamespace = 'soft_delete'::regnamespace;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ') INTO users
+    FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE t.tgfoid = 'soft_delete.on_update()'::pg_catalog.regprocedure;
     IF users IS NOT NULL THEN
         RAISE EXCEPTION 'the soft-delete infrastructure in schema % is still used by %: revert their soft_delete migrations first', 'soft_delete', users;
     END IF;
