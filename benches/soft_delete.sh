@@ -14,7 +14,8 @@
 #    interleaved with live ones on every page), read through the view `accounts_live`; the live
 #    look-ups are served by the live-row unique index on email and the partial index
 #    `live_indexes=customer_id`. Baseline: a table holding only the 500,000 live rows, with plain
-#    indexes on the same columns. Queries, as scripts of ONE pgbench run picked at random per
+#    indexes on the same columns and the same history (the same 1,000,000 rows inserted, the
+#    same half deleted, for real, then VACUUM), so neither has fresher indexes than the other. Queries, as scripts of ONE pgbench run picked at random per
 #    transaction (a busy spell on the shared machine hits all alike):
 #      - look-up: one account by email;
 #      - customer: the accounts of one customer (10 rows), ordered.
@@ -64,12 +65,27 @@ psql -q -v ON_ERROR_STOP=1 "$BENCH_URL" <<'SQL'
 INSERT INTO users SELECT g, 'user' || g || '@example.com', 'name ' || g, 'free' FROM generate_series(1, 200000) g;
 CREATE TABLE users_plain (LIKE users INCLUDING ALL);
 INSERT INTO users_plain SELECT * FROM users;
+-- For comparison, the two other ways to intercept DELETE, on copies of the table.
+CREATE TABLE users_trigger (LIKE users INCLUDING ALL);
+INSERT INTO users_trigger SELECT * FROM users;
+CREATE FUNCTION users_trigger_soft_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE users_trigger SET deleted_at = now() WHERE id = OLD.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER soft_delete BEFORE DELETE ON users_trigger FOR EACH ROW EXECUTE FUNCTION users_trigger_soft_delete();
+CREATE TABLE users_rule (LIKE users INCLUDING ALL);
+INSERT INTO users_rule SELECT * FROM users;
+CREATE RULE soft_delete AS ON DELETE TO users_rule DO INSTEAD
+    UPDATE users_rule SET deleted_at = now() WHERE users_rule.id = old.id AND users_rule.deleted_at IS NULL RETURNING users_rule.*;
 
-INSERT INTO accounts SELECT g, 'account' || g || '@example.com', g / 20, g % 1000 FROM generate_series(1, 1000000) g;
-DELETE FROM accounts WHERE id % 2 = 0;
 CREATE TABLE accounts_only_live (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, customer_id bigint NOT NULL, balance numeric(12, 2) NOT NULL);
-INSERT INTO accounts_only_live SELECT id, email, customer_id, balance FROM accounts_live;
 CREATE INDEX ON accounts_only_live (customer_id);
+INSERT INTO accounts SELECT g, 'account' || g || '@example.com', g / 20, g % 1000 FROM generate_series(1, 1000000) g;
+INSERT INTO accounts_only_live SELECT id, email, customer_id, balance FROM accounts;
+DELETE FROM accounts WHERE id % 2 = 0;
+-- The same rows deleted for real: both tables have had the same history.
+DELETE FROM accounts_only_live WHERE id % 2 = 0;
 VACUUM ANALYZE;
 SQL
 
@@ -80,12 +96,16 @@ echo "1. soft-deleting 100,000 of 200,000 rows: DELETE (soft) vs the equivalent 
 reset() {
   psql -q -v ON_ERROR_STOP=1 "$BENCH_URL" -c "UPDATE users SET deleted_at = NULL, deleted_by = NULL WHERE deleted_at IS NOT NULL" \
     -c "UPDATE users_plain SET deleted_at = NULL, deleted_by = NULL WHERE deleted_at IS NOT NULL" \
-    -c "VACUUM ANALYZE users, users_plain" -c "CHECKPOINT" >/dev/null
+    -c "UPDATE users_trigger SET deleted_at = NULL WHERE deleted_at IS NOT NULL" \
+    -c "UPDATE users_rule SET deleted_at = NULL WHERE deleted_at IS NOT NULL" \
+    -c "VACUUM ANALYZE users, users_plain, users_trigger, users_rule" -c "CHECKPOINT" >/dev/null
 }
 timed() { reset; printf '\\timing on\nSET app.user_id = 7;\n%s\n' "$1" | psql -q "$BENCH_URL" | ms; }
 actor="(SELECT soft_delete.actor('app.user_id', 'bigint'))::bigint"
 same=()
 plain=()
+triggered=()
+ruled=()
 for round in $(seq "$ROUNDS"); do
   d=$(timed "DELETE FROM users WHERE id <= 100000;")
   s=$(timed "UPDATE users SET deleted_at = now(), deleted_by = $actor WHERE id <= 100000 AND deleted_at IS NULL;")
@@ -95,8 +115,16 @@ for round in $(seq "$ROUNDS"); do
   echo "   round $round: DELETE ${d} ms; UPDATE on the same table ${s} ms (${rs}), on a copy without trigger or rule ${p} ms (${rp})"
   same+=("$rs")
   plain+=("$rp")
+  t=$(timed "DELETE FROM users_trigger WHERE id <= 100000;")
+  r=$(timed "DELETE FROM users_rule WHERE id <= 100000;")
+  triggered+=("$(awk -v d="$t" -v u="$p" 'BEGIN {printf "%.2f", d / u}')")
+  ruled+=("$(awk -v d="$r" -v u="$p" 'BEGIN {printf "%.2f", d / u}')")
+  echo "   round $round: for comparison, BEFORE DELETE trigger ${t} ms, single-UPDATE rule ${r} ms"
 done
 echo "   median DELETE/UPDATE: $(printf '%s\n' "${same[@]}" | median)x against the same table (goal <= 1.3), $(printf '%s\n' "${plain[@]}" | median)x against the plain copy"
+echo "   for comparison, against the plain copy: BEFORE DELETE trigger $(printf '%s\n' "${triggered[@]}" | median)x, single-UPDATE rule $(printf '%s\n' "${ruled[@]}" | median)x (both report DELETE 0)"
+echo "   row counts reported: $(psql -q "$BENCH_URL" -c "UPDATE users SET deleted_at = NULL" -c "UPDATE users_trigger SET deleted_at = NULL" -c "UPDATE users_rule SET deleted_at = NULL" >/dev/null;
+  for t in users users_trigger users_rule; do printf "%s: %s; " "$t" "$(psql "$BENCH_URL" -c "DELETE FROM $t WHERE id <= 10" 2>&1 | tail -1)"; done)"
 
 echo "2. live-row queries on 1,000,000 rows, half soft-deleted, through the view vs a live-only table"
 cat >"$WORK/view_lookup.sql" <<'SQL'

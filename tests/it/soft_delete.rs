@@ -824,3 +824,48 @@ fn the_infrastructure_refuses_schemas_others_could_write_and_stays_while_used() 
         }
     }
 }
+
+#[test]
+fn a_non_superuser_migrator_installs_owns_and_purges() {
+    let db = TestDb::new();
+    let migrator = TestRole::new("pgx_migrator", "NOSUPERUSER NOBYPASSRLS");
+    let app = app_role();
+    db.exec(&format!(
+        "GRANT CREATE ON DATABASE {0} TO {1}; GRANT CREATE ON SCHEMA public TO {1};",
+        db.name, migrator.name
+    ));
+    let p = Project::new();
+    p.add(
+        "create users",
+        &format!(
+            "{USERS}; GRANT SELECT, INSERT, UPDATE, DELETE ON users TO {};",
+            app.name
+        ),
+        "DROP TABLE users;",
+    );
+    p.pgx().args(["new", "soft_delete", "users"]).ok();
+    p.pgx()
+        .env("DATABASE_URL", &db.url_as(&migrator.name))
+        .args(["migrate", "up"])
+        .ok();
+    assert_eq!(
+        db.scalar("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'soft_delete'"),
+        Some(migrator.name.clone())
+    );
+    db.exec("INSERT INTO users (email) VALUES ('a@x'), ('b@x')");
+    assert_eq!(row_count(&db, Some(&app), "", "DELETE FROM users"), 2);
+    assert!(as_role(&db, &app, "SELECT users_purge('0')").is_err());
+    assert_eq!(
+        strings(&ok_as(&db, &migrator, "SELECT users_purge('0')")),
+        [["2"]]
+    );
+    p.pgx()
+        .env("DATABASE_URL", &db.url_as(&migrator.name))
+        .args(["migrate", "down", "--steps", "3"])
+        .ok();
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'soft_delete'")
+            .as_deref(),
+        Some("0")
+    );
+}
