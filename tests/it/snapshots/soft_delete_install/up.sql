@@ -165,6 +165,7 @@ END;
 --   3. restores the rows that reference them ON DELETE CASCADE and carry the same time, that is
 --      exactly those their soft delete cascaded to (not rows deleted before, on their own);
 --   4. refuses if a row it restores references a row that is still soft-deleted.
+-- (1 and 3 run in one pass over the foreign keys, before 2 and 4.)
 -- Tables owned by another role than this table's owner are left alone: their triggers and
 -- policies would run with the rights of the role that deletes.
 CREATE FUNCTION soft_delete.on_update() RETURNS trigger
@@ -204,18 +205,29 @@ BEGIN
     deleted := pg_catalog.format('FROM pgx_new n JOIN pgx_old o ON %s WHERE o.%I IS NULL AND n.%I IS NOT NULL', key_join, col, col);
     restored := pg_catalog.format('FROM pgx_new n JOIN pgx_old o ON %s WHERE o.%I IS NOT NULL AND n.%I IS NULL', key_join, col, col);
     EXECUTE pg_catalog.format('SELECT EXISTS (SELECT %s), EXISTS (SELECT %s)', deleted, restored) INTO any_deleted, any_restored;
+    IF NOT (any_deleted OR any_restored) THEN
+        RETURN NULL;
+    END IF;
 
-    -- 1. Cascade the soft delete.
+    -- 1. Cascade the soft delete, and 3. restore exactly what it cascaded to: the same time
+    -- marks the same delete.
     FOR fk IN
         SELECT f.oid, f.conrelid::regclass AS child, soft_delete.config(f.conrelid) AS cfg
         FROM pg_catalog.pg_constraint f JOIN pg_catalog.pg_class c ON c.oid = f.conrelid
-        WHERE any_deleted AND f.contype = 'f' AND f.conparentid = 0 AND f.confrelid = tbl AND f.confdeltype = 'c'
+        WHERE f.contype = 'f' AND f.conparentid = 0 AND f.confrelid = tbl AND f.confdeltype = 'c'
           AND c.relowner = owner AND soft_delete.config(f.conrelid) IS NOT NULL
         ORDER BY f.conname
     LOOP
-        EXECUTE pg_catalog.format('UPDATE %s c SET %I = d."pgx stamp"%s FROM (SELECT %s, n.%I AS "pgx stamp" %s) d WHERE %s AND c.%I IS NULL',
-            fk.child, fk.cfg[1], soft_delete.actor_assignment(fk.cfg, true),
-            soft_delete.fk_referenced(fk.oid, 'n'), col, deleted, soft_delete.fk_join(fk.oid, 'd', 'c'), fk.cfg[1]);
+        IF any_deleted THEN
+            EXECUTE pg_catalog.format('UPDATE %s c SET %I = d."pgx stamp"%s FROM (SELECT %s, n.%I AS "pgx stamp" %s) d WHERE %s AND c.%I IS NULL',
+                fk.child, fk.cfg[1], soft_delete.actor_assignment(fk.cfg, true),
+                soft_delete.fk_referenced(fk.oid, 'n'), col, deleted, soft_delete.fk_join(fk.oid, 'd', 'c'), fk.cfg[1]);
+        END IF;
+        IF any_restored THEN
+            EXECUTE pg_catalog.format('UPDATE %s c SET %I = NULL%s FROM (SELECT %s, o.%I AS "pgx stamp" %s) d WHERE %s AND c.%I OPERATOR(pg_catalog.=) d."pgx stamp"',
+                fk.child, fk.cfg[1], soft_delete.actor_assignment(fk.cfg, false),
+                soft_delete.fk_referenced(fk.oid, 'n'), col, restored, soft_delete.fk_join(fk.oid, 'd', 'c'), fk.cfg[1]);
+        END IF;
     END LOOP;
 
     -- 2. Refuse while live rows reference a deleted row with RESTRICT or NO ACTION.
@@ -239,19 +251,6 @@ BEGIN
                 DETAIL = pg_catalog.format('Key %s is still referenced from table %s.', hit, fk.child),
                 HINT = pg_catalog.format('Delete the rows of %s that reference it first.', fk.child);
         END IF;
-    END LOOP;
-
-    -- 3. Restore exactly what the soft delete cascaded to: the same time marks the same delete.
-    FOR fk IN
-        SELECT f.oid, f.conrelid::regclass AS child, soft_delete.config(f.conrelid) AS cfg
-        FROM pg_catalog.pg_constraint f JOIN pg_catalog.pg_class c ON c.oid = f.conrelid
-        WHERE any_restored AND f.contype = 'f' AND f.conparentid = 0 AND f.confrelid = tbl AND f.confdeltype = 'c'
-          AND c.relowner = owner AND soft_delete.config(f.conrelid) IS NOT NULL
-        ORDER BY f.conname
-    LOOP
-        EXECUTE pg_catalog.format('UPDATE %s c SET %I = NULL%s FROM (SELECT %s, o.%I AS "pgx stamp" %s) d WHERE %s AND c.%I OPERATOR(pg_catalog.=) d."pgx stamp"',
-            fk.child, fk.cfg[1], soft_delete.actor_assignment(fk.cfg, false),
-            soft_delete.fk_referenced(fk.oid, 'n'), col, restored, soft_delete.fk_join(fk.oid, 'd', 'c'), fk.cfg[1]);
     END LOOP;
 
     -- 4. A restored row must not reference a row that is still soft-deleted.
