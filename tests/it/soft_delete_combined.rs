@@ -86,6 +86,14 @@ fn tenant_audit_timestamps_and_soft_delete_on_one_table() {
         Some("t"),
         "timestamps moves updated_at on soft delete"
     );
+    // The live view runs with the reader's rights: tenant B sees its one live order there.
+    let b_live = ok_as(
+        &db,
+        &app,
+        &format!("{} SELECT number FROM orders_live", tenant(B)),
+    );
+    assert_eq!(b_live.last().unwrap()[0].as_deref(), Some("1"));
+    assert_eq!(b_live.len(), 1);
     // The number is free again within the tenant.
     ok_as(
         &db,
