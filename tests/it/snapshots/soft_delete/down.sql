@@ -13,9 +13,9 @@
 -- param live_indexes = []
 -- param concurrently = false
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 DROP FUNCTION public.users_purge(interval, integer);
 DROP FUNCTION public.users_restore;

@@ -13,9 +13,9 @@
 -- param live_indexes = ["sku"]
 -- param concurrently = false
 -- param soft_delete_schema = "Soft Delete"
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 DROP POLICY "order's ""items""_hide_deleted" ON "Sales Dept"."order's ""items""";
 
