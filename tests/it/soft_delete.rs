@@ -72,6 +72,31 @@ fn strings(rows: &Rows) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Reverts the soft_delete migration and the infrastructure's (written with it), and checks
+/// the schema is exactly `before`.
+fn down_both_and_compare(p: &Project, db: &TestDb, before: &pgx::db::snapshot::Snapshot) {
+    p.pgx()
+        .db(db)
+        .args(["migrate", "down", "--steps", "2"])
+        .ok();
+    assert_eq!(before.diff(&db.snapshot()), vec![]);
+}
+
+/// Deletes the newest migration pair (one that failed to apply and is retried otherwise).
+fn remove_latest(p: &Project) {
+    let files = p.files("migrations");
+    let stem = files
+        .iter()
+        .rev()
+        .find(|f| f.ends_with(".up.sql"))
+        .unwrap()
+        .trim_end_matches(".up.sql")
+        .to_string();
+    for kind in ["up", "down"] {
+        std::fs::remove_file(p.join(&format!("migrations/{stem}.{kind}.sql"))).unwrap();
+    }
+}
+
 /// `users` owned by the admin; `app` may read and write it (and its live view), nothing more.
 fn users_with_app(db: &TestDb, extra: &[&str]) -> (Project, TestRole) {
     let app = app_role();
@@ -373,11 +398,7 @@ fn unique_keys_hold_among_live_rows_and_the_down_restores_or_refuses_them() {
     // Once the duplicates are purged, down restores the schema exactly (comments included).
     db.exec("SELECT users_purge('0')");
     // The infrastructure's migration goes too (it came with this one).
-    p.pgx()
-        .db(&db)
-        .args(["migrate", "down", "--steps", "2"])
-        .ok();
-    assert_eq!(before.diff(&db.snapshot()), vec![]);
+    down_both_and_compare(&p, &db, &before);
     assert_eq!(
         db.scalar("SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = 'users_email_key'")
             .as_deref(),
@@ -409,16 +430,6 @@ fn listed_unique_keys_only_and_clear_refusals() {
         .args(["migrate", "up"])
         .fails()
         .stderr_has("cannot make users_code_key unique among live rows only: it is DEFERRABLE");
-    let latest = |p: &Project| {
-        let files = p.files("migrations");
-        let stem = files.iter().rev().find(|f| f.ends_with(".up.sql")).unwrap();
-        stem.trim_end_matches(".up.sql").to_string()
-    };
-    let remove_latest = |p: &Project| {
-        let stem = latest(p);
-        std::fs::remove_file(p.join(&format!("migrations/{stem}.up.sql"))).unwrap();
-        std::fs::remove_file(p.join(&format!("migrations/{stem}.down.sql"))).unwrap();
-    };
     remove_latest(&p);
     p.pgx()
         .args([
@@ -633,11 +644,7 @@ fn down_refuses_while_rows_are_deleted_and_otherwise_restores_the_schema() {
         );
     db.exec("SELECT users_restore(1)");
     // The infrastructure's migration goes too (it came with this one).
-    p.pgx()
-        .db(&db)
-        .args(["migrate", "down", "--steps", "2"])
-        .ok();
-    assert_eq!(before.diff(&db.snapshot()), vec![]);
+    down_both_and_compare(&p, &db, &before);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     assert_eq!(after.diff(&db.snapshot()), vec![]);
     p.pgx().db(&db).args(["check"]).ok();
@@ -803,17 +810,7 @@ fn the_infrastructure_refuses_schemas_others_could_write_and_stays_while_used() 
             .args(["migrate", "up"])
             .fails()
             .stderr_has(message);
-        let stem = p
-            .files("migrations")
-            .into_iter()
-            .rev()
-            .find(|f| f.ends_with(".up.sql"))
-            .unwrap()
-            .trim_end_matches(".up.sql")
-            .to_string();
-        for kind in ["up", "down"] {
-            std::fs::remove_file(p.join(&format!("migrations/{stem}.{kind}.sql"))).unwrap();
-        }
+        remove_latest(&p);
     }
 }
 
