@@ -21,6 +21,7 @@ mod soft_delete;
 mod soft_delete_cascade;
 mod soft_delete_combined;
 mod soft_delete_render;
+mod soft_delete_schema;
 mod sqlx_interop;
 mod tenant_render;
 mod tenant_rls;
