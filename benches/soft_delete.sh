@@ -21,6 +21,10 @@
 #      - customer: the accounts of one customer (10 rows), ordered.
 #    Ratios are of mean latency (view / live-only table), median over ROUNDS runs.
 #
+# 3. One row at a time, as an application deletes: `DELETE FROM users WHERE id = $1` vs the
+#    equivalent UPDATE on the same table, each followed by the same restore, as two scripts of
+#    one pgbench run; ratio of mean latency per transaction, median over ROUNDS runs.
+#
 # Usage: benches/soft_delete.sh          (DATABASE_URL: a superuser URL; default local postgres)
 #        ROUNDS=5 SECONDS_PER_RUN=20 benches/soft_delete.sh
 set -euo pipefail
@@ -156,3 +160,26 @@ for round in $(seq "$ROUNDS"); do
   customers+=("$c")
 done
 echo "   median view/live-only: look-up $(printf '%s\n' "${lookups[@]}" | median)x, customer $(printf '%s\n' "${customers[@]}" | median)x (goal <= 1.05)"
+
+echo "3. one row at a time (what an application does): DELETE (soft) vs the equivalent UPDATE, each followed by its restore"
+cat >"$WORK/delete_one.sql" <<'SQL'
+\set id random(1, 200000)
+DELETE FROM users WHERE id = :id;
+UPDATE users SET deleted_at = NULL, deleted_by = NULL WHERE id = :id;
+SQL
+cat >"$WORK/update_one.sql" <<'SQL'
+\set id random(1, 200000)
+UPDATE users SET deleted_at = now(), deleted_by = NULL WHERE id = :id AND deleted_at IS NULL;
+UPDATE users SET deleted_at = NULL, deleted_by = NULL WHERE id = :id;
+SQL
+ones=()
+for round in $(seq "$ROUNDS"); do
+  # Without waiting for the WAL flush, so the statements' own cost shows rather than the commit's.
+  out=$(PGOPTIONS='-c synchronous_commit=off' pgbench -n -M prepared -T "$SECONDS_PER_RUN" \
+    -f "$WORK/delete_one.sql" -f "$WORK/update_one.sql" "$BENCH_URL")
+  lat=($(echo "$out" | grep -A4 '^SQL script' | grep 'latency average' | grep -o '[0-9.]* ms' | cut -d' ' -f1))
+  o=$(awk -v a="${lat[0]}" -v b="${lat[1]}" 'BEGIN {printf "%.3f", a / b}')
+  echo "   round $round: DELETE ${lat[0]} ms vs UPDATE ${lat[1]} ms per transaction (${o})"
+  ones+=("$o")
+done
+echo "   median DELETE/UPDATE, one row: $(printf '%s\n' "${ones[@]}" | median)x"
