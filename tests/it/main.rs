@@ -16,6 +16,7 @@ mod snapshots;
 mod sqlx_interop;
 mod tenant_citus;
 mod tenant_concurrently;
+mod tenant_doors;
 mod tenant_render;
 mod tenant_rls;
 mod tenant_schemas;

@@ -119,3 +119,52 @@ pub fn written(run: &Run, part: &str) -> Vec<String> {
 pub fn install_pgx(p: &Project) {
     p.pgx().args(["new", "pgx_install"]).ok();
 }
+
+/// psql, from PATH or PostgreSQL's own folder.
+fn psql_binary() -> std::path::PathBuf {
+    let in_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("psql"))
+            .find(|p| p.is_file())
+    });
+    in_path
+        .or_else(|| {
+            let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|e| Some(e.ok()?.path().join("bin/psql")))
+                .filter(|p| p.is_file())
+                .collect();
+            found.sort();
+            found.pop()
+        })
+        .expect("psql is installed with PostgreSQL")
+}
+
+/// Runs `sql` through `psql` as a script (continuing after errors, as `psql -f` does by
+/// default, the most a smuggled statement could hope for); returns (success, stdout, stderr).
+pub fn psql(url: &str, sql: &str, single_transaction: bool) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut cmd = std::process::Command::new(psql_binary());
+    cmd.arg("--no-psqlrc").arg("-X").arg("-d").arg(url).arg("-f").arg("-");
+    if single_transaction {
+        cmd.arg("--single-transaction").arg("-v").arg("ON_ERROR_STOP=1");
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

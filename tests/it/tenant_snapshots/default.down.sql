@@ -7,34 +7,52 @@
 -- param backfill = null
 -- param references = null
 -- param role = null
--- param unique = null
+-- param unique = []
+-- param global_unique = []
+-- param composite_keys = false
+-- param strict = false
 -- param partitioned = false
 -- param view = null
 -- param secure_views = false
 -- param concurrently = false
 -- param distribute = "none"
+-- param pgx_schema = "pgx"
 -- param lock_timeout_ms = 5000
 
 SET LOCAL lock_timeout = 5000;
+-- Names resolve in pg_catalog only until the end of this migration, whatever the session's
+-- search_path says (which a less privileged role may have filled with look-alikes).
+SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
+       pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 DROP POLICY orders_tenant_access ON public.orders;
 DROP POLICY orders_tenant_isolation ON public.orders;
 
+-- What the up migration changed comes back, rebuilt from the data it recorded in pgx's
+-- registry (which only the migrating role can write); no stored SQL text is run.
 DO $pgx$
 DECLARE
     tbl regclass := 'public.orders';
-    state jsonb := coalesce(pg_catalog.obj_description('public.orders_current_tenant()'::regprocedure, 'pg_proc'), '{}')::jsonb;
+    reg record;
     rec record;
 BEGIN
-    IF coalesce((state ->> 'index_created')::bool, false) THEN
-        DROP INDEX IF EXISTS public.orders_tenant_id_idx;
+    -- Forgotten first: from here on the event trigger leaves the table's partitions alone.
+    DELETE FROM pgx.tenant_tables r WHERE r.relid = tbl RETURNING r.restore, r.saved_default INTO reg;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% is not in %: this migration''s up did not run here, or its record was removed', 'public.orders', 'pgx.tenant_tables';
+    END IF;
+    IF coalesce((reg.restore ->> 'index_created')::boolean, false) THEN
+        DROP INDEX public.orders_tenant_id_idx;
     END IF;
     EXECUTE pg_catalog.format('ALTER TABLE %s %s ROW LEVEL SECURITY, %s ROW LEVEL SECURITY', tbl,
-        CASE WHEN coalesce((state ->> 'row_security')::bool, false) THEN 'ENABLE' ELSE 'DISABLE' END,
-        CASE WHEN coalesce((state ->> 'force_row_security')::bool, false) THEN 'FORCE' ELSE 'NO FORCE' END);
+        CASE WHEN coalesce((reg.restore ->> 'row_security')::boolean, false) THEN 'ENABLE' ELSE 'DISABLE' END,
+        CASE WHEN coalesce((reg.restore ->> 'force_row_security')::boolean, false) THEN 'FORCE' ELSE 'NO FORCE' END);
 END
 $pgx$;
 
 ALTER TABLE public.orders DROP COLUMN tenant_id;
 
 DROP FUNCTION public.orders_current_tenant();
+
+-- The session's search_path again, for the runner's bookkeeping.
+SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('pgx.search_path'), true);

@@ -7,53 +7,75 @@
 -- param backfill = null
 -- param references = null
 -- param role = null
--- param unique = null
+-- param unique = []
+-- param global_unique = []
+-- param composite_keys = false
+-- param strict = false
 -- param partitioned = true
 -- param view = null
 -- param secure_views = false
 -- param concurrently = false
 -- param distribute = "none"
+-- param pgx_schema = "pgx"
 -- param lock_timeout_ms = 5000
 
 SET LOCAL lock_timeout = 5000;
-
-DROP EVENT TRIGGER public_events_isolate_new_partitions;
+-- Names resolve in pg_catalog only until the end of this migration, whatever the session's
+-- search_path says (which a less privileged role may have filled with look-alikes).
+SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
+       pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 DROP POLICY events_tenant_access ON public.events;
 DROP POLICY events_tenant_isolation ON public.events;
 
+-- What the up migration changed comes back, rebuilt from the data it recorded in pgx's
+-- registry (which only the migrating role can write); no stored SQL text is run.
 DO $pgx$
 DECLARE
     tbl regclass := 'public.events';
-    state jsonb := coalesce(pg_catalog.obj_description('public.events_current_tenant()'::regprocedure, 'pg_proc'), '{}')::jsonb;
+    reg record;
     rec record;
 BEGIN
+    -- Forgotten first: from here on the event trigger leaves the table's partitions alone.
+    DELETE FROM pgx.tenant_tables r WHERE r.relid = tbl RETURNING r.restore, r.saved_default INTO reg;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% is not in %: this migration''s up did not run here, or its record was removed', 'public.events', 'pgx.tenant_tables';
+    END IF;
+
     -- Partitions lose the policies; those that had row security before keep it.
     FOR rec IN
-        SELECT t.relid::regclass AS relid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS name
+        SELECT t.relid::regclass AS relid, coalesce(p.row_security, false) AS row_security,
+               coalesce(p.force_row_security, false) AS force_row_security
         FROM pg_catalog.pg_partition_tree(tbl) t
         JOIN pg_catalog.pg_class c ON c.oid = t.relid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_catalog.jsonb_to_recordset(coalesce(reg.restore -> 'partitions', '[]'))
+            AS p(schema name, name name, row_security boolean, force_row_security boolean)
+            ON p.schema = n.nspname AND p.name = c.relname
         WHERE t.relid <> tbl
     LOOP
         EXECUTE pg_catalog.format('DROP POLICY IF EXISTS %I ON %s', 'events_tenant_access', rec.relid);
         EXECUTE pg_catalog.format('DROP POLICY IF EXISTS %I ON %s', 'events_tenant_isolation', rec.relid);
         EXECUTE pg_catalog.format('ALTER TABLE %s %s ROW LEVEL SECURITY, %s ROW LEVEL SECURITY', rec.relid,
-            CASE WHEN coalesce((state #>> ARRAY['partitions_with_row_security', rec.name, '0'])::bool, false) THEN 'ENABLE' ELSE 'DISABLE' END,
-            CASE WHEN coalesce((state #>> ARRAY['partitions_with_row_security', rec.name, '1'])::bool, false) THEN 'FORCE' ELSE 'NO FORCE' END);
+            CASE WHEN rec.row_security THEN 'ENABLE' ELSE 'DISABLE' END,
+            CASE WHEN rec.force_row_security THEN 'FORCE' ELSE 'NO FORCE' END);
     END LOOP;
-    IF coalesce((state ->> 'index_created')::bool, false) THEN
-        DROP INDEX IF EXISTS public.events_tenant_id_idx;
+    -- The event trigger goes with the last partitioned table.
+    IF NOT EXISTS (SELECT FROM pgx.tenant_tables r WHERE r.partitions) THEN
+        DROP EVENT TRIGGER IF EXISTS pgx_tenant_partitions;
+    END IF;
+    IF coalesce((reg.restore ->> 'index_created')::boolean, false) THEN
+        DROP INDEX public.events_tenant_id_idx;
     END IF;
     EXECUTE pg_catalog.format('ALTER TABLE %s %s ROW LEVEL SECURITY, %s ROW LEVEL SECURITY', tbl,
-        CASE WHEN coalesce((state ->> 'row_security')::bool, false) THEN 'ENABLE' ELSE 'DISABLE' END,
-        CASE WHEN coalesce((state ->> 'force_row_security')::bool, false) THEN 'FORCE' ELSE 'NO FORCE' END);
+        CASE WHEN coalesce((reg.restore ->> 'row_security')::boolean, false) THEN 'ENABLE' ELSE 'DISABLE' END,
+        CASE WHEN coalesce((reg.restore ->> 'force_row_security')::boolean, false) THEN 'FORCE' ELSE 'NO FORCE' END);
 END
 $pgx$;
 
 ALTER TABLE public.events DROP COLUMN tenant_id;
 
-DROP FUNCTION public.events_isolate_new_partitions();
-DROP FUNCTION public.events_isolate_partition(regclass);
-
 DROP FUNCTION public.events_current_tenant();
+
+-- The session's search_path again, for the runner's bookkeeping.
+SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('pgx.search_path'), true);
