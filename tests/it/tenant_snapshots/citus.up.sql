@@ -79,8 +79,9 @@ BEGIN
     ELSIF kind = 'p' THEN
         RAISE EXCEPTION '% is partitioned: render this migration with --set partitioned=true, so that its partitions are isolated too', 'public.orders';
     END IF;
-    IF EXISTS (SELECT FROM pgx.tenant_tables r WHERE r.relid = tbl) THEN
-        RAISE EXCEPTION '% is tenant-isolated already (it is in %)', 'public.orders', 'pgx.tenant_tables';
+    SELECT pg_catalog.format('%s (column %I)', r.relid, r.tenant_column) INTO problem FROM pgx.tenant_tables r WHERE r.relid = tbl;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '% is tenant-isolated already: % is in %', 'public.orders', problem, 'pgx.tenant_tables';
     END IF;
 
     -- Fails on a name PostgreSQL would not accept as a custom setting. Local to this statement.
@@ -109,8 +110,10 @@ BEGIN
     END IF;
     -- Local (not distributed) tables referencing it: Citus accepts them, and their ON DELETE
     -- CASCADE silently stops working; undistribute_table refuses while they exist.
+    -- Citus's catalog of distributed (and reference) tables, when there is one.
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-        EXECUTE 'SELECT pg_catalog.array_agg(d.logicalrelid::oid) FROM pg_catalog.pg_dist_partition d' INTO distributed;
+        EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(d.logicalrelid::oid) FROM %s d', pg_catalog.to_regclass('pg_catalog.pg_dist_partition'))
+        INTO distributed;
     END IF;
     SELECT pg_catalog.string_agg(DISTINCT k.conrelid::regclass::text, ', ') INTO problem
     FROM pg_catalog.pg_constraint k
@@ -230,10 +233,8 @@ DECLARE
     tenant_attnum int2;
     problem text;
     key jsonb;
-    fk jsonb;
     rec record;
 BEGIN
-    SELECT a.attnum INTO tenant_attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = 'tenant_id';
 
     -- Uniqueness per tenant replaces uniqueness across tenants on the same column.
     state := state || '{"replaced": []}';
@@ -260,6 +261,7 @@ BEGIN
     -- Citus enforces a primary or unique key only if it holds the distribution column: put the
     -- tenant column first in every key that lacks it.
     state := state || '{"rekeyed": []}';
+    SELECT a.attnum INTO tenant_attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = 'tenant_id';
     FOR rec IN
         SELECT k.conname AS name, k.conindid AS index,
                (SELECT pg_catalog.string_agg(f.conrelid::regclass::text, ', ') FROM pg_catalog.pg_constraint f

@@ -77,8 +77,9 @@ BEGIN
     ELSIF kind = 'p' THEN
         RAISE EXCEPTION '% is partitioned: render this migration with --set partitioned=true, so that its partitions are isolated too', 'public.orders';
     END IF;
-    IF EXISTS (SELECT FROM pgx.tenant_tables r WHERE r.relid = tbl) THEN
-        RAISE EXCEPTION '% is tenant-isolated already (it is in %)', 'public.orders', 'pgx.tenant_tables';
+    SELECT pg_catalog.format('%s (column %I)', r.relid, r.tenant_column) INTO problem FROM pgx.tenant_tables r WHERE r.relid = tbl;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '% is tenant-isolated already: % is in %', 'public.orders', problem, 'pgx.tenant_tables';
     END IF;
 
     -- Fails on a name PostgreSQL would not accept as a custom setting. Local to this statement.
@@ -413,7 +414,7 @@ BEGIN
     WHERE a.attrelid = tbl AND a.attname = 'tenant_id';
     IF prior IS NOT NULL THEN
         EXECUTE pg_catalog.format('CREATE TABLE %s (saved %s DEFAULT %s)', 'pgx."tenant_default_public.orders"', 'int8'::regtype, prior);
-        saved := 'pgx."tenant_default_public.orders"'::regclass;
+        saved := pg_catalog.to_regclass('pgx."tenant_default_public.orders"');
     END IF;
     -- `partitions` is set once the policies exist: until then the event trigger leaves the
     -- table's partitions alone.
@@ -435,13 +436,10 @@ DO $pgx$
 DECLARE
     tbl regclass := 'public.orders';
     state jsonb := (SELECT r.restore FROM pgx.tenant_tables r WHERE r.relid = 'public.orders'::regclass);
-    tenant_attnum int2;
     problem text;
     key jsonb;
-    fk jsonb;
     rec record;
 BEGIN
-    SELECT a.attnum INTO tenant_attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = 'tenant_id';
 
     -- Uniqueness per tenant replaces uniqueness across tenants on the same column.
     state := state || '{"replaced": []}';

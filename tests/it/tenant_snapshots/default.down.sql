@@ -34,7 +34,6 @@ DO $pgx$
 DECLARE
     tbl regclass := 'public.orders';
     reg record;
-    rec record;
 BEGIN
     -- Forgotten first: from here on the event trigger leaves the table's partitions alone.
     DELETE FROM pgx.tenant_tables r WHERE r.relid = tbl RETURNING r.restore, r.saved_default INTO reg;

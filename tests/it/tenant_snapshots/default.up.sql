@@ -74,8 +74,9 @@ BEGIN
     ELSIF kind = 'p' THEN
         RAISE EXCEPTION '% is partitioned: render this migration with --set partitioned=true, so that its partitions are isolated too', 'public.orders';
     END IF;
-    IF EXISTS (SELECT FROM pgx.tenant_tables r WHERE r.relid = tbl) THEN
-        RAISE EXCEPTION '% is tenant-isolated already (it is in %)', 'public.orders', 'pgx.tenant_tables';
+    SELECT pg_catalog.format('%s (column %I)', r.relid, r.tenant_column) INTO problem FROM pgx.tenant_tables r WHERE r.relid = tbl;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '% is tenant-isolated already: % is in %', 'public.orders', problem, 'pgx.tenant_tables';
     END IF;
 
     -- Fails on a name PostgreSQL would not accept as a custom setting. Local to this statement.

@@ -74,8 +74,9 @@ BEGIN
     ELSIF kind = 'p' THEN
         RAISE EXCEPTION '% is partitioned: render this migration with --set partitioned=true, so that its partitions are isolated too', 'public.orders';
     END IF;
-    IF EXISTS (SELECT FROM pgx.tenant_tables r WHERE r.relid = tbl) THEN
-        RAISE EXCEPTION '% is tenant-isolated already (it is in %)', 'public.orders', 'pgx.tenant_tables';
+    SELECT pg_catalog.format('%s (column %I)', r.relid, r.tenant_column) INTO problem FROM pgx.tenant_tables r WHERE r.relid = tbl;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '% is tenant-isolated already: % is in %', 'public.orders', problem, 'pgx.tenant_tables';
     END IF;
 
     -- Fails on a name PostgreSQL would not accept as a custom setting. Local to this statement.
@@ -113,6 +114,16 @@ DECLARE
     tbl regclass := 'public.orders';
     problem text;
 BEGIN
+    -- Keys kept across tenants must exist.
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(g), ', ') INTO problem
+    FROM pg_catalog.unnest(ARRAY['orders_pkey']::name[]) g
+    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                      LEFT JOIN pg_catalog.pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
+                      WHERE (i.indrelid = tbl OR i.indrelid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(tbl) p)) AND i.indisunique
+                        AND g IN (ic.relname, k.conname));
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'global_unique names %, which % no unique key of %', problem, CASE WHEN problem LIKE '%,%' THEN 'are' ELSE 'is' END, 'public.orders';
+    END IF;
     SELECT pg_catalog.string_agg(d.object, ', ' ORDER BY d.object) INTO problem
     FROM pgx.tenant_doors(tbl, 'tenant_id', ARRAY['orders_pkey']::name[]) d
     WHERE d.kind = 'materialized_view';
@@ -151,16 +162,6 @@ BEGIN
             problem, 'tenant_id'
             USING HINT = 'render with --set unique=<column> for single-column keys (unique per tenant instead), include the tenant column in the others, or keep them global with --set global_unique=<key name>,...';
     END IF;
-
-    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(g), ', ') INTO problem
-    FROM pg_catalog.unnest(ARRAY['orders_pkey']::name[]) g
-    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-                      LEFT JOIN pg_catalog.pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
-                      WHERE (i.indrelid = tbl OR i.indrelid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(tbl) p)) AND i.indisunique
-                        AND g IN (ic.relname, k.conname));
-    IF problem IS NOT NULL THEN
-        RAISE EXCEPTION 'global_unique names %, which % no unique key of %', problem, CASE WHEN problem LIKE '%,%' THEN 'are' ELSE 'is' END, 'public.orders';
-    END IF;
 END
 $pgx$;
 
@@ -195,7 +196,7 @@ BEGIN
     WHERE a.attrelid = tbl AND a.attname = 'tenant_id';
     IF prior IS NOT NULL THEN
         EXECUTE pg_catalog.format('CREATE TABLE %s (saved %s DEFAULT %s)', 'pgx."tenant_default_public.orders"', 'uuid'::regtype, prior);
-        saved := 'pgx."tenant_default_public.orders"'::regclass;
+        saved := pg_catalog.to_regclass('pgx."tenant_default_public.orders"');
     END IF;
     -- Privileges the role already held are kept by the down migration.
     SELECT state || pg_catalog.jsonb_build_object('privileges_held', coalesce(pg_catalog.jsonb_agg(p.privilege_type), '[]'))
@@ -231,13 +232,11 @@ DO $pgx$
 DECLARE
     tbl regclass := 'public.orders';
     state jsonb := (SELECT r.restore FROM pgx.tenant_tables r WHERE r.relid = 'public.orders'::regclass);
-    tenant_attnum int2;
     problem text;
     key jsonb;
     fk jsonb;
     rec record;
 BEGIN
-    SELECT a.attnum INTO tenant_attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = 'tenant_id';
 
     -- Foreign keys between tenant tables pair the tenant columns: (tenant, column) references a
     -- (tenant, key) unique key, created when the referenced table has none.

@@ -74,8 +74,9 @@ BEGIN
     ELSIF kind <> 'p' THEN
         RAISE EXCEPTION '% is not partitioned: render this migration without --set partitioned=true', 'public.events';
     END IF;
-    IF EXISTS (SELECT FROM pgx.tenant_tables r WHERE r.relid = tbl) THEN
-        RAISE EXCEPTION '% is tenant-isolated already (it is in %)', 'public.events', 'pgx.tenant_tables';
+    SELECT pg_catalog.format('%s (column %I)', r.relid, r.tenant_column) INTO problem FROM pgx.tenant_tables r WHERE r.relid = tbl;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '% is tenant-isolated already: % is in %', 'public.events', problem, 'pgx.tenant_tables';
     END IF;
 
     -- Fails on a name PostgreSQL would not accept as a custom setting. Local to this statement.
