@@ -9,8 +9,8 @@ use crate::cli::{self, DbArgs};
 use crate::db::tenant_check;
 use crate::error::{Error, Result};
 use crate::migrate::{Migration, Outcome, files, tenants};
-use crate::pattern::infra;
 use crate::output;
+use crate::pattern::infra;
 use crate::project::Project;
 
 /// Prints each migration applied in a tenant schema, when asked to.

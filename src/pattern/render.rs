@@ -283,10 +283,10 @@ pub fn render_pattern_in(
                 single_statement(down_name, None, &down, 0..=1)?;
             }
             vec![Step {
-            name: None,
-            up: file("up", None, no_transaction, &up),
-            down: file("down", None, no_transaction, &down),
-            no_transaction,
+                name: None,
+                up: file("up", None, no_transaction, &up),
+                down: file("down", None, no_transaction, &down),
+                no_transaction,
             }]
         }
         (Some(ups), Some(downs)) => {

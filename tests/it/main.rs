@@ -18,6 +18,7 @@ mod tenant_check;
 mod tenant_citus;
 mod tenant_concurrently;
 mod tenant_doors;
+mod tenant_partitions;
 mod tenant_render;
 mod tenant_rls;
 mod tenant_schemas;

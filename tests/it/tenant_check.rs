@@ -61,11 +61,27 @@ fn tenant_check_finds_each_door_opened_after_the_migration_and_passes_once_close
         app = app.name,
         bypass = bypass.name
     ));
-    assert_eq!(column_as(&db, &app, &format!("{a} SELECT count(*) FROM all_orders")), ["5"]);
-    assert_eq!(column_as(&db, &app, &format!("{a} SELECT count(*) FROM order_items")), ["5"]);
-    assert_eq!(column_as(&db, &app, &format!("{a} SELECT count_orders()")), ["5"]);
-    assert_eq!(column_as(&db, &bypass, "SELECT count(*) FROM orders"), ["5"]);
-    let a_id = db.scalar(&format!("SELECT id FROM orders WHERE tenant_id = '{A}' LIMIT 1")).unwrap();
+    assert_eq!(
+        column_as(&db, &app, &format!("{a} SELECT count(*) FROM all_orders")),
+        ["5"]
+    );
+    assert_eq!(
+        column_as(&db, &app, &format!("{a} SELECT count(*) FROM order_items")),
+        ["5"]
+    );
+    assert_eq!(
+        column_as(&db, &app, &format!("{a} SELECT count_orders()")),
+        ["5"]
+    );
+    assert_eq!(
+        column_as(&db, &bypass, "SELECT count(*) FROM orders"),
+        ["5"]
+    );
+    let a_id = db
+        .scalar(&format!(
+            "SELECT id FROM orders WHERE tenant_id = '{A}' LIMIT 1"
+        ))
+        .unwrap();
     ok_as(
         &db,
         &app,
@@ -80,11 +96,23 @@ fn tenant_check_finds_each_door_opened_after_the_migration_and_passes_once_close
     );
     // B attached a row to A's order, learns A's items by their unique key, and reads A's
     // events through the partition.
-    let err = as_role(&db, &app, &format!("{b} INSERT INTO orders (item) VALUES ('a1')")).unwrap_err();
+    let err = as_role(
+        &db,
+        &app,
+        &format!("{b} INSERT INTO orders (item) VALUES ('a1')"),
+    )
+    .unwrap_err();
     assert!(err.contains("orders_item"), "{err}");
-    assert_eq!(column_as(&db, &app, &format!("{b} SELECT count(*) FROM events_2024")), ["2"]);
+    assert_eq!(
+        column_as(&db, &app, &format!("{b} SELECT count(*) FROM events_2024")),
+        ["2"]
+    );
     ok_as(&db, &app, "ALTER TABLE orders NO FORCE ROW LEVEL SECURITY");
-    assert_eq!(column_as(&db, &app, "SELECT count(*) FROM orders"), ["6"], "the owner is no longer confined");
+    assert_eq!(
+        column_as(&db, &app, "SELECT count(*) FROM orders"),
+        ["6"],
+        "the owner is no longer confined"
+    );
 
     let run = check(&p, &db);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
@@ -93,19 +121,51 @@ fn tenant_check_finds_each_door_opened_after_the_migration_and_passes_once_close
         "error: check failed: 10 side doors around row security on 2 of 2 tenant-isolated tables"
     );
     for (object, fix) in [
-        ("view public.all_orders", "ALTER VIEW public.all_orders SET (security_invoker = true)"),
-        ("materialized view public.order_items", "DROP MATERIALIZED VIEW public.order_items"),
-        ("function public.count_orders()", "ALTER FUNCTION public.count_orders() SECURITY INVOKER"),
-        ("foreign key orders_parent_id_fkey of public.orders", "composite_keys=true"),
-        ("unique key orders_item of public.orders", "global_unique=orders_item"),
-        ("row security on public.orders is not forced", "FORCE ROW LEVEL SECURITY"),
-        ("public.orders has no valid btree index led by tenant_id", "CREATE INDEX CONCURRENTLY ON public.orders (tenant_id)"),
-        ("public.events_2024 lacks pgx's policy events_tenant_isolation", "SELECT pgx.tenant_isolate_partition('public.events_2024', 'public.events')"),
-        ("permissive policy events_everything on public.events_2024", "DROP POLICY events_everything ON public.events_2024"),
-        (&format!("role {} has BYPASSRLS", bypass.name), &format!("ALTER ROLE {} NOBYPASSRLS", bypass.name)),
+        (
+            "view public.all_orders",
+            "ALTER VIEW public.all_orders SET (security_invoker = true)",
+        ),
+        (
+            "materialized view public.order_items",
+            "DROP MATERIALIZED VIEW public.order_items",
+        ),
+        (
+            "function public.count_orders()",
+            "ALTER FUNCTION public.count_orders() SECURITY INVOKER",
+        ),
+        (
+            "foreign key orders_parent_id_fkey of public.orders",
+            "composite_keys=true",
+        ),
+        (
+            "unique key orders_item of public.orders",
+            "global_unique=orders_item",
+        ),
+        (
+            "row security on public.orders is not forced",
+            "FORCE ROW LEVEL SECURITY",
+        ),
+        (
+            "public.orders has no valid btree index led by tenant_id",
+            "CREATE INDEX CONCURRENTLY ON public.orders (tenant_id)",
+        ),
+        (
+            "public.events_2024 lacks pgx's policy events_tenant_isolation",
+            "SELECT pgx.tenant_isolate_partition('public.events_2024', 'public.events')",
+        ),
+        (
+            "permissive policy events_everything on public.events_2024",
+            "DROP POLICY events_everything ON public.events_2024",
+        ),
+        (
+            &format!("role {} has BYPASSRLS", bypass.name),
+            &format!("ALTER ROLE {} NOBYPASSRLS", bypass.name),
+        ),
     ] {
         assert!(
-            run.stdout.lines().any(|l| l.contains(object) && l.contains(fix)),
+            run.stdout
+                .lines()
+                .any(|l| l.contains(object) && l.contains(fix)),
             "no line for {object} with {fix}:\n{}",
             run.stdout
         );
@@ -155,8 +215,14 @@ fn tenant_check_finds_each_door_opened_after_the_migration_and_passes_once_close
     ));
     let run = check(&p, &db);
     assert!(run.success, "{}{}", run.stdout, run.stderr);
-    assert_eq!(column_as(&db, &app, &format!("{b} SELECT count(*) FROM events_2024")), ["1"]);
-    assert_eq!(column_as(&db, &app, &format!("{a} SELECT count(*) FROM all_orders")), ["2"]);
+    assert_eq!(
+        column_as(&db, &app, &format!("{b} SELECT count(*) FROM events_2024")),
+        ["1"]
+    );
+    assert_eq!(
+        column_as(&db, &app, &format!("{a} SELECT count(*) FROM all_orders")),
+        ["2"]
+    );
 }
 
 #[test]
@@ -164,7 +230,10 @@ fn tenant_check_without_tenant_tables_passes_and_says_so() {
     let db = TestDb::new();
     let p = Project::new();
     let run = p.pgx().db(&db).args(["tenant", "check"]).ok();
-    assert_eq!(run.stdout, "no tenant-isolated tables (none registered in schema \"pgx\")\n");
+    assert_eq!(
+        run.stdout,
+        "no tenant-isolated tables (none registered in schema \"pgx\")\n"
+    );
     let json = p.pgx().db(&db).args(["tenant", "check", "--json"]).ok();
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["installed"], false);

@@ -79,7 +79,9 @@ fn citus_distribution_rekeys_isolates_with_one_policy_and_comes_back_whole() {
         "UNIQUE (tenant_id, number) DEFERRABLE"
     );
     assert!(
-        !after.objects.contains_key("index public.orders_tenant_id_idx"),
+        !after
+            .objects
+            .contains_key("index public.orders_tenant_id_idx"),
         "the primary key leads with the tenant column"
     );
     // Distributed before any policy exists, so Citus creates them on every shard, in
@@ -109,22 +111,35 @@ fn citus_distribution_rekeys_isolates_with_one_policy_and_comes_back_whole() {
         "INSERT INTO orders (number, tenant_id) VALUES (1, '{A}'), (1, '{B}'), (2, '{B}')"
     ));
     assert_eq!(
-        column_as(&db, &app, &format!("{} SELECT count(*) FROM orders", tenant_of(B))),
+        column_as(
+            &db,
+            &app,
+            &format!("{} SELECT count(*) FROM orders", tenant_of(B))
+        ),
         ["2"]
     );
     assert_eq!(column_as(&db, &app, "SELECT count(*) FROM orders"), ["0"]);
     let err = as_role(
         &db,
         &app,
-        &format!("{} INSERT INTO orders (number, tenant_id) VALUES (3, '{B}')", tenant_of(A)),
+        &format!(
+            "{} INSERT INTO orders (number, tenant_id) VALUES (3, '{B}')",
+            tenant_of(A)
+        ),
     )
     .unwrap_err();
     assert!(err.contains("violates row-level security policy"), "{err}");
 
     // Global uniqueness comes back with the down migration: no number twice.
-    db.exec(&format!("DELETE FROM orders WHERE tenant_id = '{A}'; TRUNCATE citus_calls"));
+    db.exec(&format!(
+        "DELETE FROM orders WHERE tenant_id = '{A}'; TRUNCATE citus_calls"
+    ));
     p.pgx().db(&db).args(["migrate", "down"]).ok();
-    assert_eq!(db.scalar("SELECT count(*) FROM orders").as_deref(), Some("2"), "every row kept");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM orders").as_deref(),
+        Some("2"),
+        "every row kept"
+    );
     // The policy gone and row security off before undistribute_table, in sequential mode.
     assert_eq!(
         calls(&db),
@@ -169,7 +184,10 @@ fn a_down_that_would_lose_rows_is_refused_and_changes_nothing() {
         .fails()
         .stderr_has("undistribute_table(public.orders) kept 2 of 3 rows: refusing to lose rows");
     assert_eq!(applied.diff(&db.snapshot()), vec![], "nothing changed");
-    assert_eq!(db.scalar("SELECT count(*) FROM orders").as_deref(), Some("3"));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM orders").as_deref(),
+        Some("3")
+    );
 }
 
 #[test]
@@ -213,9 +231,18 @@ fn what_citus_cannot_undo_or_enforce_is_refused_before_anything_changes() {
 fn citus_combinations_it_cannot_vouch_for_are_refused_when_rendering() {
     let p = Project::new();
     for (sets, message) in [
-        (&["distribute=citus", "partitioned=true"][..], "distribute=citus cannot be combined with partitioned=true"),
-        (&["distribute=citus", "concurrently=true"][..], "distribute=citus cannot be combined with concurrently=true"),
-        (&["distribute=citus", "global_unique=orders_pkey"][..], "distribute=citus cannot keep global_unique keys"),
+        (
+            &["distribute=citus", "partitioned=true"][..],
+            "distribute=citus cannot be combined with partitioned=true",
+        ),
+        (
+            &["distribute=citus", "concurrently=true"][..],
+            "distribute=citus cannot be combined with concurrently=true",
+        ),
+        (
+            &["distribute=citus", "global_unique=orders_pkey"][..],
+            "distribute=citus cannot keep global_unique keys",
+        ),
     ] {
         let mut pgx = p.pgx().args(["new", "tenant", "orders"]);
         for set in sets {

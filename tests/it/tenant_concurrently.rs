@@ -52,15 +52,29 @@ fn concurrently_is_split_into_steps_that_run_again_after_a_failure() {
     );
     assert_eq!(
         steps(&run, "tenant_orders"),
-        ["prepare", "validate", "build_1", "retry", "rebuild_1", "isolate"]
+        [
+            "prepare",
+            "validate",
+            "build_1",
+            "retry",
+            "rebuild_1",
+            "isolate"
+        ]
     );
     for file in written(&run, "tenant_orders") {
         let sql = p.read(&file);
         let no_transaction = file.contains("build_");
-        assert_eq!(sql.starts_with("-- no-transaction\n"), no_transaction, "{file}");
+        assert_eq!(
+            sql.starts_with("-- no-transaction\n"),
+            no_transaction,
+            "{file}"
+        );
         if no_transaction {
             // One statement: what sqlx-cli can send as one query outside a transaction block.
-            let body: Vec<&str> = sql.lines().filter(|l| !l.starts_with("--") && !l.trim().is_empty()).collect();
+            let body: Vec<&str> = sql
+                .lines()
+                .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+                .collect();
             assert!(body.len() <= 1, "{file}:\n{sql}");
         }
     }
@@ -77,16 +91,22 @@ fn concurrently_is_split_into_steps_that_run_again_after_a_failure() {
         db.column("SELECT description FROM _sqlx_migrations ORDER BY version DESC LIMIT 1"),
         ["tenant orders prepare"]
     );
-    db.exec(&format!("UPDATE orders SET tenant_id = '{B}' WHERE tenant_id IS NULL"));
+    db.exec(&format!(
+        "UPDATE orders SET tenant_id = '{B}' WHERE tenant_id IS NULL"
+    ));
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let after = db.snapshot();
     let index = &after.objects["index public.orders_tenant_id_email_key"];
     assert!(
-        index.contains("UNIQUE INDEX") && index.contains("(tenant_id, email)") && !index.contains("INVALID"),
+        index.contains("UNIQUE INDEX")
+            && index.contains("(tenant_id, email)")
+            && !index.contains("INVALID"),
         "{index}"
     );
     assert!(
-        !after.objects.contains_key("constraint public.orders.orders_email_key"),
+        !after
+            .objects
+            .contains_key("constraint public.orders.orders_email_key"),
         "global uniqueness on email is replaced"
     );
     assert!(
@@ -100,13 +120,19 @@ fn concurrently_is_split_into_steps_that_run_again_after_a_failure() {
         "CHECK ((tenant_id IS NOT NULL))"
     );
     // Unique per tenant: B may use A's email, A may not repeat its own.
-    db.exec(&format!("INSERT INTO orders (email, tenant_id) VALUES ('y@a', '{B}')"));
+    db.exec(&format!(
+        "INSERT INTO orders (email, tenant_id) VALUES ('y@a', '{B}')"
+    ));
     assert!(
-        db.try_exec(&format!("INSERT INTO orders (email, tenant_id) VALUES ('y@a', '{A}')"))
-            .unwrap_err()
-            .contains("orders_tenant_id_email_key")
+        db.try_exec(&format!(
+            "INSERT INTO orders (email, tenant_id) VALUES ('y@a', '{A}')"
+        ))
+        .unwrap_err()
+        .contains("orders_tenant_id_email_key")
     );
-    db.exec(&format!("DELETE FROM orders WHERE email = 'y@a' AND tenant_id = '{B}'"));
+    db.exec(&format!(
+        "DELETE FROM orders WHERE email = 'y@a' AND tenant_id = '{B}'"
+    ));
 
     p.pgx()
         .db(&db)
@@ -157,9 +183,11 @@ fn an_interrupted_index_build_is_cleaned_up_when_the_migration_runs_again() {
         "built again, valid"
     );
     assert!(
-        db.try_exec(&format!("INSERT INTO orders (email, tenant_id) VALUES ('x@a', '{A}')"))
-            .unwrap_err()
-            .contains("orders_tenant_id_email_key"),
+        db.try_exec(&format!(
+            "INSERT INTO orders (email, tenant_id) VALUES ('x@a', '{A}')"
+        ))
+        .unwrap_err()
+        .contains("orders_tenant_id_email_key"),
         "and enforced"
     );
     p.pgx()
@@ -199,18 +227,33 @@ fn concurrently_adds_a_backfilled_column_to_a_table_with_rows() {
     );
     assert_eq!(
         steps(&run, "tenant_orders"),
-        ["prepare", "validate", "build_1", "retry", "rebuild_1", "isolate"]
+        [
+            "prepare",
+            "validate",
+            "build_1",
+            "retry",
+            "rebuild_1",
+            "isolate"
+        ]
     );
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let after = db.snapshot();
     assert!(!after.objects["index public.orders_tenant_id_idx"].contains("INVALID"));
     assert!(!after.objects["constraint public.orders.orders_tenant_id_fkey"].contains("NOT VALID"));
     assert_eq!(
-        column_as(&db, &app, &format!("{} SELECT count(*) FROM orders", tenant_of(A))),
+        column_as(
+            &db,
+            &app,
+            &format!("{} SELECT count(*) FROM orders", tenant_of(A))
+        ),
         ["100"]
     );
     assert_eq!(
-        column_as(&db, &app, &format!("{} SELECT count(*) FROM orders", tenant_of(B))),
+        column_as(
+            &db,
+            &app,
+            &format!("{} SELECT count(*) FROM orders", tenant_of(B))
+        ),
         ["0"]
     );
     ok_as(
@@ -250,7 +293,8 @@ fn sqlx_applies_the_concurrently_steps() {
         migrator.undo(&mut conn, 0).await.unwrap();
     });
     assert_eq!(
-        db.scalar("SELECT count(*) FROM _sqlx_migrations").as_deref(),
+        db.scalar("SELECT count(*) FROM _sqlx_migrations")
+            .as_deref(),
         Some("0")
     );
     assert_eq!(

@@ -24,30 +24,36 @@ fn refused(p: &Project, db: &TestDb, message: &str) {
 fn materialized_views_over_the_table_its_views_or_its_partitions_are_refused() {
     let db = TestDb::new();
     let app = app_role();
-    let p = Project::new();
-    install_pgx(&p);
-    p.add(
-        "events",
+    let p = events_owned_by(
+        &db,
+        &app,
+        ", tenant_id uuid",
         &format!(
-            "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, tenant_id uuid) PARTITION BY RANGE (at);
-             CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-             ALTER TABLE events OWNER TO {0}; ALTER TABLE events_2024 OWNER TO {0};
-             INSERT INTO events VALUES (1, '2024-02-01', '{A}'), (2, '2024-03-01', '{B}');
+            "INSERT INTO events VALUES (1, '2024-02-01', '{A}'), (2, '2024-03-01', '{B}');
              CREATE VIEW recent_events WITH (security_invoker = true) AS SELECT * FROM events;
              -- Over the table through a view, and over a partition directly.
              CREATE MATERIALIZED VIEW event_counts AS SELECT tenant_id, count(*) FROM recent_events GROUP BY 1;
              CREATE MATERIALIZED VIEW events_2024_copy AS SELECT * FROM events_2024;
-             GRANT SELECT ON recent_events, event_counts, events_2024_copy TO {0};",
+             GRANT SELECT ON recent_events, event_counts, events_2024_copy TO {};",
             app.name
         ),
-        "DROP MATERIALIZED VIEW events_2024_copy, event_counts; DROP VIEW recent_events; DROP TABLE events;",
     );
-    p.pgx().db(&db).args(["migrate", "up"]).ok();
     // The door: refreshed by their owner, they hold every tenant's rows for whoever may read them.
-    assert_eq!(column_as(&db, &app, "SELECT count(*) FROM events_2024_copy"), ["2"]);
+    assert_eq!(
+        column_as(&db, &app, "SELECT count(*) FROM events_2024_copy"),
+        ["2"]
+    );
 
     p.pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true", "--set", "add_column=false"])
+        .args([
+            "new",
+            "tenant",
+            "events",
+            "--set",
+            "partitioned=true",
+            "--set",
+            "add_column=false",
+        ])
         .ok();
     refused(
         &p,
@@ -57,7 +63,11 @@ fn materialized_views_over_the_table_its_views_or_its_partitions_are_refused() {
     db.exec("DROP MATERIALIZED VIEW events_2024_copy, event_counts");
     assert!(up(&p, &db).success);
     assert_eq!(
-        column_as(&db, &app, &format!("{} SELECT count(*) FROM recent_events", tenant_of(A))),
+        column_as(
+            &db,
+            &app,
+            &format!("{} SELECT count(*) FROM recent_events", tenant_of(A))
+        ),
         ["1"]
     );
 }
@@ -66,26 +76,29 @@ fn materialized_views_over_the_table_its_views_or_its_partitions_are_refused() {
 fn views_over_partitions_are_checked_like_views_over_the_table() {
     let db = TestDb::new();
     let app = app_role();
-    let p = Project::new();
-    install_pgx(&p);
-    p.add(
-        "events",
+    let p = events_owned_by(
+        &db,
+        &app,
+        ", tenant_id uuid",
         &format!(
-            "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, tenant_id uuid) PARTITION BY RANGE (at);
-             CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-             ALTER TABLE events OWNER TO {0}; ALTER TABLE events_2024 OWNER TO {0};
-             INSERT INTO events VALUES (1, '2024-02-01', '{A}'), (2, '2024-03-01', '{B}');
+            "INSERT INTO events VALUES (1, '2024-02-01', '{A}'), (2, '2024-03-01', '{B}');
              CREATE VIEW events_2024_view AS SELECT * FROM events_2024;
-             GRANT SELECT ON events_2024_view TO {0};",
+             GRANT SELECT ON events_2024_view TO {};",
             app.name
         ),
-        "DROP VIEW events_2024_view; DROP TABLE events;",
     );
-    p.pgx().db(&db).args(["migrate", "up"]).ok();
     let before = db.snapshot();
     let run = p
         .pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true", "--set", "add_column=false"])
+        .args([
+            "new",
+            "tenant",
+            "events",
+            "--set",
+            "partitioned=true",
+            "--set",
+            "add_column=false",
+        ])
         .ok();
     refused(
         &p,
@@ -94,15 +107,32 @@ fn views_over_partitions_are_checked_like_views_over_the_table() {
     );
     remove_written(&p, &run);
     p.pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true", "--set", "add_column=false", "--set", "secure_views=true"])
+        .args([
+            "new",
+            "tenant",
+            "events",
+            "--set",
+            "partitioned=true",
+            "--set",
+            "add_column=false",
+            "--set",
+            "secure_views=true",
+        ])
         .ok();
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     // Through the view over the partition, the querying role's policies apply.
     assert_eq!(
-        column_as(&db, &app, &format!("{} SELECT id FROM events_2024_view", tenant_of(B))),
+        column_as(
+            &db,
+            &app,
+            &format!("{} SELECT id FROM events_2024_view", tenant_of(B))
+        ),
         ["2"]
     );
-    assert_eq!(column_as(&db, &app, "SELECT count(*) FROM events_2024_view"), ["0"]);
+    assert_eq!(
+        column_as(&db, &app, "SELECT count(*) FROM events_2024_view"),
+        ["0"]
+    );
     p.pgx().db(&db).args(["migrate", "down"]).ok();
     assert_eq!(before.diff(&db.snapshot()), vec![]);
 }
@@ -142,14 +172,25 @@ fn privileged_definer_functions_reading_the_table_are_warned_about_or_refused() 
         member.name
     );
     // The server's WARNING, as psql shows it (applied and rolled back).
-    let (ok, _, stderr) = psql(&db.url, &format!("BEGIN;\n{}\nROLLBACK;\n", p.read(&file)), false);
+    let (ok, _, stderr) = psql(
+        &db.url,
+        &format!("BEGIN;\n{}\nROLLBACK;\n", p.read(&file)),
+        false,
+    );
     assert!(ok, "{stderr}");
     assert!(stderr.contains(&format!("WARNING:  {listed}")), "{stderr}");
     // Warned, not refused: the door stays, as the warning says.
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     seed(&db);
     assert_eq!(
-        column_as(&db, &app, &format!("{} SELECT count_all(), count_sql(), count_mine()", tenant_of(A))),
+        column_as(
+            &db,
+            &app,
+            &format!(
+                "{} SELECT count_all(), count_sql(), count_mine()",
+                tenant_of(A)
+            )
+        ),
         ["5"]
     );
     assert_eq!(
@@ -189,7 +230,11 @@ fn foreign_keys_between_tenant_tables_are_refused_or_rekeyed_and_restored() {
 
     // A self-reference crosses tenants too.
     let run = new_tenant(&p, "orders", &[]);
-    refused(&p, &db, "foreign key(s) orders_parent_id_fkey on public.orders cross tenants");
+    refused(
+        &p,
+        &db,
+        "foreign key(s) orders_parent_id_fkey on public.orders cross tenants",
+    );
     remove_written(&p, &run);
     new_tenant(&p, "orders", &["composite_keys=true"]);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
@@ -204,7 +249,11 @@ fn foreign_keys_between_tenant_tables_are_refused_or_rekeyed_and_restored() {
     );
 
     let run = new_tenant(&p, "lines", &[]);
-    refused(&p, &db, "foreign key(s) lines_order_id_fkey on public.lines cross tenants");
+    refused(
+        &p,
+        &db,
+        "foreign key(s) lines_order_id_fkey on public.lines cross tenants",
+    );
     remove_written(&p, &run);
     new_tenant(&p, "lines", &["composite_keys=true"]);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
@@ -217,24 +266,39 @@ fn foreign_keys_between_tenant_tables_are_refused_or_rekeyed_and_restored() {
     let a_order = column_as(
         &db,
         &app,
-        &format!("{} INSERT INTO orders (item) VALUES ('a') RETURNING id", tenant_of(A)),
+        &format!(
+            "{} INSERT INTO orders (item) VALUES ('a') RETURNING id",
+            tenant_of(A)
+        ),
     )[0]
     .clone();
     for id in [a_order.as_str(), "999999"] {
         let err = as_role(
             &db,
             &app,
-            &format!("{} INSERT INTO lines (order_id) VALUES ({id})", tenant_of(B)),
+            &format!(
+                "{} INSERT INTO lines (order_id) VALUES ({id})",
+                tenant_of(B)
+            ),
         )
         .unwrap_err();
-        assert!(err.contains("violates foreign key constraint \"lines_order_id_fkey\""), "{err}");
+        assert!(
+            err.contains("violates foreign key constraint \"lines_order_id_fkey\""),
+            "{err}"
+        );
         let err = as_role(
             &db,
             &app,
-            &format!("{} INSERT INTO orders (item, parent_id) VALUES ('b', {id})", tenant_of(B)),
+            &format!(
+                "{} INSERT INTO orders (item, parent_id) VALUES ('b', {id})",
+                tenant_of(B)
+            ),
         )
         .unwrap_err();
-        assert!(err.contains("violates foreign key constraint \"orders_parent_id_fkey\""), "{err}");
+        assert!(
+            err.contains("violates foreign key constraint \"orders_parent_id_fkey\""),
+            "{err}"
+        );
     }
     // Within a tenant, references and cascades work as before.
     ok_as(
@@ -246,7 +310,10 @@ fn foreign_keys_between_tenant_tables_are_refused_or_rekeyed_and_restored() {
             a_order
         ),
     );
-    assert_eq!(db.scalar("SELECT count(*) FROM lines").as_deref(), Some("0"));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM lines").as_deref(),
+        Some("0")
+    );
 
     p.pgx().db(&db).args(["migrate", "down"]).ok();
     assert_eq!(before_lines.diff(&db.snapshot()), vec![]);
@@ -283,10 +350,24 @@ fn unique_keys_across_tenants_are_listed_made_per_tenant_or_kept_knowingly() {
     );
     remove_written(&p, &run);
     p.pgx()
-        .args(["new", "tenant", "orders", "--set", "global_unique=nonesuch,orders_pkey"])
+        .args([
+            "new",
+            "tenant",
+            "orders",
+            "--set",
+            "global_unique=nonesuch,orders_pkey",
+        ])
         .ok();
-    refused(&p, &db, "global_unique names nonesuch, which is no unique key of public.orders");
-    for f in p.files("migrations").iter().filter(|f| f.contains("tenant_orders")) {
+    refused(
+        &p,
+        &db,
+        "global_unique names nonesuch, which is no unique key of public.orders",
+    );
+    for f in p
+        .files("migrations")
+        .iter()
+        .filter(|f| f.contains("tenant_orders"))
+    {
         std::fs::remove_file(p.join(&format!("migrations/{f}"))).unwrap();
     }
     p.pgx()
@@ -303,11 +384,24 @@ fn unique_keys_across_tenants_are_listed_made_per_tenant_or_kept_knowingly() {
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let a = tenant_of(A);
     let b = tenant_of(B);
-    ok_as(&db, &app, &format!("{a} INSERT INTO orders (email, code) VALUES ('x@y', 'Q1')"));
+    ok_as(
+        &db,
+        &app,
+        &format!("{a} INSERT INTO orders (email, code) VALUES ('x@y', 'Q1')"),
+    );
     // Per tenant now: B may use A's email.
-    ok_as(&db, &app, &format!("{b} INSERT INTO orders (email) VALUES ('x@y')"));
+    ok_as(
+        &db,
+        &app,
+        &format!("{b} INSERT INTO orders (email) VALUES ('x@y')"),
+    );
     // Kept across tenants knowingly: B learns that some tenant uses code q1.
-    let err = as_role(&db, &app, &format!("{b} INSERT INTO orders (code) VALUES ('q1')")).unwrap_err();
+    let err = as_role(
+        &db,
+        &app,
+        &format!("{b} INSERT INTO orders (code) VALUES ('q1')"),
+    )
+    .unwrap_err();
     assert!(err.contains("orders_code_lower"), "{err}");
     // What was kept knowingly is no door for `pgx tenant check`.
     p.pgx().db(&db).args(["tenant", "check"]).ok();
@@ -331,11 +425,20 @@ fn a_text_tenant_column_with_a_nondeterministic_collation_is_refused() {
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     // The door: under it, tenant ACME is tenant acme.
     assert_eq!(
-        db.scalar("SELECT 'ACME' = 'acme' COLLATE case_blind").as_deref(),
+        db.scalar("SELECT 'ACME' = 'acme' COLLATE case_blind")
+            .as_deref(),
         Some("t")
     );
     p.pgx()
-        .args(["new", "tenant", "orders", "--set", "add_column=false", "--set", "type=text"])
+        .args([
+            "new",
+            "tenant",
+            "orders",
+            "--set",
+            "add_column=false",
+            "--set",
+            "type=text",
+        ])
         .ok();
     refused(
         &p,

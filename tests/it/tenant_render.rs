@@ -130,7 +130,11 @@ fn concurrently_is_split_into_single_statement_no_transaction_steps() {
     for step in r.steps.iter().filter(|s| s.no_transaction) {
         assert!(step.up.starts_with("-- no-transaction\n"), "{}", step.up);
         assert_eq!(pgx::sql::split_statements(&step.up).len(), 1, "{}", step.up);
-        assert!(pgx::sql::split_statements(&step.down).len() <= 1, "{}", step.down);
+        assert!(
+            pgx::sql::split_statements(&step.down).len() <= 1,
+            "{}",
+            step.down
+        );
     }
     let build = &r.steps[2];
     assert!(build.up.contains(
@@ -143,7 +147,11 @@ fn concurrently_is_split_into_single_statement_no_transaction_steps() {
     );
     // The transactional steps open with a short lock timeout, as every pattern does.
     for step in r.steps.iter().filter(|s| !s.no_transaction) {
-        assert!(step.up.contains("SET LOCAL lock_timeout = 5000;"), "{}", step.up);
+        assert!(
+            step.up.contains("SET LOCAL lock_timeout = 5000;"),
+            "{}",
+            step.up
+        );
     }
 }
 
@@ -184,13 +192,20 @@ fn partitioned_table() {
     assert!(r.up().contains(
         "CREATE EVENT TRIGGER pgx_tenant_partitions ON ddl_command_end\n                WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')\n                EXECUTE FUNCTION pgx.tenant_new_partitions();"
     ));
-    assert!(r.up().contains("PERFORM pgx.tenant_isolate_partition(part.relid, tbl);"));
+    assert!(
+        r.up()
+            .contains("PERFORM pgx.tenant_isolate_partition(part.relid, tbl);")
+    );
     assert!(
         r.down()
             .contains("DROP EVENT TRIGGER IF EXISTS pgx_tenant_partitions;")
     );
     // Nothing in the table's own schema for the event trigger to call.
-    assert!(!r.up().contains("CREATE FUNCTION public.events_isolate"), "{}", r.up());
+    assert!(
+        !r.up().contains("CREATE FUNCTION public.events_isolate"),
+        "{}",
+        r.up()
+    );
 }
 
 #[test]
@@ -216,7 +231,10 @@ fn citus_distribution() {
     assert!(up.contains(
         "CREATE POLICY orders_tenant_isolation ON public.orders AS PERMISSIVE FOR ALL TO PUBLIC\n    USING (tenant_id = public.orders_current_tenant())\n    WITH CHECK (tenant_id = public.orders_current_tenant());"
     ));
-    assert!(!up.contains("(SELECT public.orders_current_tenant())"), "{up}");
+    assert!(
+        !up.contains("(SELECT public.orders_current_tenant())"),
+        "{up}"
+    );
     assert!(!up.contains("AS RESTRICTIVE FOR"), "{up}");
     // Distributed before the policy, so Citus creates it on every shard.
     let distribute = up.find("create_distributed_table(").unwrap();
@@ -224,7 +242,9 @@ fn citus_distribution() {
     // Refusals before anything changes: identity columns, local tables referencing it,
     // triggers (the audit pattern's), other policies.
     let checks = up.find("-- Checks before anything changes").unwrap();
-    let first_change = up.find("CREATE FUNCTION public.orders_current_tenant").unwrap();
+    let first_change = up
+        .find("CREATE FUNCTION public.orders_current_tenant")
+        .unwrap();
     for refusal in [
         "has identity column(s)",
         "local table(s) % reference %",

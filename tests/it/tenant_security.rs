@@ -7,8 +7,11 @@ use crate::support::{Project, TestDb, TestRole};
 use crate::tenant_support::*;
 
 fn is_superuser(db: &TestDb, role: &TestRole) -> String {
-    db.scalar(&format!("SELECT rolsuper::text FROM pg_roles WHERE rolname = '{}'", role.name))
-        .unwrap()
+    db.scalar(&format!(
+        "SELECT rolsuper::text FROM pg_roles WHERE rolname = '{}'",
+        role.name
+    ))
+    .unwrap()
 }
 
 /// A role's functions that, run by a superuser, would make it superuser and leave a trace.
@@ -32,7 +35,10 @@ fn the_owner_of_the_tables_schema_gains_nothing_when_a_superuser_creates_a_parti
     let db = TestDb::new();
     let owner = TestRole::new("pgx_dbowner", "NOSUPERUSER NOBYPASSRLS");
     // The database owner owns `public` (pg_database_owner) and may create schemas.
-    db.exec(&format!("ALTER DATABASE {} OWNER TO {}", db.name, owner.name));
+    db.exec(&format!(
+        "ALTER DATABASE {} OWNER TO {}",
+        db.name, owner.name
+    ));
     let p = Project::new();
     install_pgx(&p);
     p.add(
@@ -83,7 +89,11 @@ fn the_owner_of_the_tables_schema_gains_nothing_when_a_superuser_creates_a_parti
          ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');",
     );
     assert_eq!(is_superuser(&db, &owner), "false");
-    assert_eq!(db.column("SELECT who FROM pwned"), Vec::<String>::new(), "nothing ran");
+    assert_eq!(
+        db.column("SELECT who FROM pwned"),
+        Vec::<String>::new(),
+        "nothing ran"
+    );
     // And the partitions are isolated.
     assert_eq!(
         db.column("SELECT count(*) FROM pg_policy WHERE polrelid IN ('events_2024'::regclass, 'events_2025'::regclass)"),
@@ -95,7 +105,10 @@ fn the_owner_of_the_tables_schema_gains_nothing_when_a_superuser_creates_a_parti
 fn pgx_refuses_a_schema_that_another_role_owns_or_can_create_in() {
     let db = TestDb::new();
     let squatter = TestRole::new("pgx_squatter", "NOSUPERUSER");
-    db.exec(&format!("GRANT CREATE ON DATABASE {} TO {}", db.name, squatter.name));
+    db.exec(&format!(
+        "GRANT CREATE ON DATABASE {} TO {}",
+        db.name, squatter.name
+    ));
     // Created before pgx's install by a role with CREATE on the database.
     ok_as(&db, &squatter, "CREATE SCHEMA pgx");
     let p = Project::new();
@@ -126,12 +139,18 @@ fn pgx_refuses_a_schema_that_another_role_owns_or_can_create_in() {
             "schema pgx is writable by {} besides its owner postgres",
             squatter.name
         ));
-    db.exec(&format!("REVOKE CREATE ON SCHEMA pgx FROM {0}; GRANT postgres TO {0}", squatter.name));
+    db.exec(&format!(
+        "REVOKE CREATE ON SCHEMA pgx FROM {0}; GRANT postgres TO {0}",
+        squatter.name
+    ));
     p.pgx()
         .db(&db)
         .args(["migrate", "up"])
         .fails()
-        .stderr_has(&format!("schema pgx is writable by {} besides its owner postgres", squatter.name));
+        .stderr_has(&format!(
+            "schema pgx is writable by {} besides its owner postgres",
+            squatter.name
+        ));
     db.exec(&format!("REVOKE postgres FROM {}", squatter.name));
     p.pgx().db(&db).args(["migrate", "up"]).ok();
 }
@@ -160,12 +179,19 @@ fn a_superusers_down_runs_nothing_the_tables_owner_wrote() {
     new_tenant(
         &p,
         "orders",
-        &["add_column=false", "unique=email", &format!("role={}", app.name)],
+        &[
+            "add_column=false",
+            "unique=email",
+            &format!("role={}", app.name),
+        ],
     );
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     // In the set-up of the old attack the owner owned the function whose comment held the
     // state; give it that, and let it write what the old down migration executed.
-    db.exec(&format!("ALTER FUNCTION orders_current_tenant() OWNER TO {}", app.name));
+    db.exec(&format!(
+        "ALTER FUNCTION orders_current_tenant() OWNER TO {}",
+        app.name
+    ));
     let hostile = r#"{"column_default": "public.escalate()", "replaced": [{"name": "x", "constraint": false, "definition": "SELECT public.escalate()"}], "secured_views": ["(SELECT public.escalate())"], "privileges_held": []}"#;
     ok_as(
         &db,
@@ -194,7 +220,11 @@ fn a_superusers_down_runs_nothing_the_tables_owner_wrote() {
 
     p.pgx().db(&db).args(["migrate", "down"]).ok();
     assert_eq!(is_superuser(&db, &app), "false");
-    assert_eq!(db.column("SELECT who FROM pwned"), Vec::<String>::new(), "nothing ran");
+    assert_eq!(
+        db.column("SELECT who FROM pwned"),
+        Vec::<String>::new(),
+        "nothing ran"
+    );
     // Restored from pgx's record, not from anything the owner wrote: the default and the
     // global unique key are back, the owner's own index stays its own.
     let after = db.snapshot();
@@ -234,20 +264,45 @@ fn no_parameter_value_can_smuggle_sql_into_the_dry_run_script() {
         let p = Project::new();
         let run = p
             .pgx()
-            .args(["new", "tenant", "orders", "--set", "global_unique=orders_pkey", "--set"])
+            .args([
+                "new",
+                "tenant",
+                "orders",
+                "--set",
+                "global_unique=orders_pkey",
+                "--set",
+            ])
             .arg(format!("{}={value}", param.name))
             .run();
         if !run.success {
             // Refused before anything was written: fine, as long as it says why.
-            assert!(run.stderr.starts_with("error: "), "{}: {}", param.name, run.stderr);
+            assert!(
+                run.stderr.starts_with("error: "),
+                "{}: {}",
+                param.name,
+                run.stderr
+            );
             continue;
         }
-        let script = p.pgx().db(&db).args(["migrate", "up", "--dry-run"]).ok().stdout;
-        assert!(script.contains(payload) || script.contains("smuggled"), "{}: the value is in the script", param.name);
+        let script = p
+            .pgx()
+            .db(&db)
+            .args(["migrate", "up", "--dry-run"])
+            .ok()
+            .stdout;
+        assert!(
+            script.contains(payload) || script.contains("smuggled"),
+            "{}: the value is in the script",
+            param.name
+        );
         let (_, out, err) = psql(&db.url, &script, false);
-        assert!(out.contains("CREATE SCHEMA"), "psql ran the script: {out}{err}");
+        assert!(
+            out.contains("CREATE SCHEMA"),
+            "psql ran the script: {out}{err}"
+        );
         assert_eq!(
-            db.scalar("SELECT to_regclass('public.smuggled') IS NULL").as_deref(),
+            db.scalar("SELECT to_regclass('public.smuggled') IS NULL")
+                .as_deref(),
             Some("t"),
             "{} = {value:?} smuggled a statement into:\n{script}",
             param.name
@@ -260,20 +315,12 @@ fn no_parameter_value_can_smuggle_sql_into_the_dry_run_script() {
 fn a_look_alike_policy_is_an_error_naming_it_not_a_reason_to_skip() {
     let db = TestDb::new();
     let app = app_role();
-    let p = Project::new();
-    install_pgx(&p);
-    p.add(
-        "events",
-        &format!(
-            "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
-             CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-             ALTER TABLE events OWNER TO {0}; ALTER TABLE events_2024 OWNER TO {0};
-             GRANT CREATE ON SCHEMA public TO {0};",
-            app.name
-        ),
-        "DROP TABLE events;",
+    let p = events_owned_by(
+        &db,
+        &app,
+        "",
+        &format!("GRANT CREATE ON SCHEMA public TO {};", app.name),
     );
-    p.pgx().db(&db).args(["migrate", "up"]).ok();
     // The partition's owner plants a policy of pgx's name that lets everything through.
     ok_as(
         &db,
@@ -292,7 +339,11 @@ fn a_look_alike_policy_is_an_error_naming_it_not_a_reason_to_skip() {
         .stderr_has("policy events_tenant_isolation on public.events_2024 is not pgx's tenant policy of that name: it is PERMISSIVE FOR * USING (true) WITH CHECK (true)");
     assert_eq!(before.diff(&db.snapshot()), vec![], "nothing changed");
 
-    ok_as(&db, &app, "DROP POLICY events_tenant_isolation ON events_2024");
+    ok_as(
+        &db,
+        &app,
+        "DROP POLICY events_tenant_isolation ON events_2024",
+    );
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     // A table attached later with a look-alike is refused too: the ATTACH fails.
     let err = as_role(
@@ -309,7 +360,8 @@ fn a_look_alike_policy_is_an_error_naming_it_not_a_reason_to_skip() {
         "{err}"
     );
     assert_eq!(
-        db.scalar("SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass('events_2025')").as_deref(),
+        db.scalar("SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass('events_2025')")
+            .as_deref(),
         Some("0")
     );
 }
@@ -318,7 +370,11 @@ fn a_look_alike_policy_is_an_error_naming_it_not_a_reason_to_skip() {
 fn a_down_restores_row_security_that_was_on_before_the_up() {
     for (flags, enabled, forced) in [
         ("ENABLE ROW LEVEL SECURITY", "true", "false"),
-        ("ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY", "true", "true"),
+        (
+            "ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY",
+            "true",
+            "true",
+        ),
         ("FORCE ROW LEVEL SECURITY", "false", "true"),
     ] {
         let db = TestDb::new();
@@ -359,7 +415,11 @@ fn check_do_blocks(db: &TestDb, what: &str, sql: &str) -> usize {
             .into_iter()
             .filter_map(|r| r[0].clone())
             .collect();
-        assert_eq!(problems, Vec::<String>::new(), "{what}, DO block {blocks}:\n{body}");
+        assert_eq!(
+            problems,
+            Vec::<String>::new(),
+            "{what}, DO block {blocks}:\n{body}"
+        );
         rest = &after[body_end + tag.len()..];
     }
     blocks
@@ -388,10 +448,25 @@ fn generated_plpgsql_passes_plpgsql_check() {
     new_tenant(
         &p,
         "orders",
-        &["unique=item", "composite_keys=true", "secure_views=true", &format!("role={}", app.name), "view=my_orders", "references=tenants(id)"],
+        &[
+            "unique=item",
+            "composite_keys=true",
+            "secure_views=true",
+            &format!("role={}", app.name),
+            "view=my_orders",
+            "references=tenants(id)",
+        ],
     );
     p.pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true", "--set", "type=text"])
+        .args([
+            "new",
+            "tenant",
+            "events",
+            "--set",
+            "partitioned=true",
+            "--set",
+            "type=text",
+        ])
         .ok();
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let problems = db.rows(
@@ -414,11 +489,29 @@ fn generated_plpgsql_passes_plpgsql_check() {
         blocks += check_do_blocks(&db, &file, &p.read(&format!("migrations/{file}")));
     }
     for sets in [
-        &["add_column=false", "backfill=00000000-0000-0000-0000-000000000001", "strict=true", "global_unique=orders_pkey"][..],
-        &["concurrently=true", "unique=item", "global_unique=orders_pkey"],
-        &["concurrently=true", "add_column=false", "references=tenants(id)", "global_unique=orders_pkey"],
+        &[
+            "add_column=false",
+            "backfill=00000000-0000-0000-0000-000000000001",
+            "strict=true",
+            "global_unique=orders_pkey",
+        ][..],
+        &[
+            "concurrently=true",
+            "unique=item",
+            "global_unique=orders_pkey",
+        ],
+        &[
+            "concurrently=true",
+            "add_column=false",
+            "references=tenants(id)",
+            "global_unique=orders_pkey",
+        ],
         &["distribute=citus", "unique=item", "type=bigint"],
-        &["type=integer", "global_unique=orders_pkey", "composite_keys=true"],
+        &[
+            "type=integer",
+            "global_unique=orders_pkey",
+            "composite_keys=true",
+        ],
     ] {
         let mut pgx = p.pgx().args(["new", "tenant", "orders", "--dry-run"]);
         for set in sets {

@@ -145,9 +145,16 @@ fn psql_binary() -> std::path::PathBuf {
 pub fn psql(url: &str, sql: &str, single_transaction: bool) -> (bool, String, String) {
     use std::io::Write as _;
     let mut cmd = std::process::Command::new(psql_binary());
-    cmd.arg("--no-psqlrc").arg("-X").arg("-d").arg(url).arg("-f").arg("-");
+    cmd.arg("--no-psqlrc")
+        .arg("-X")
+        .arg("-d")
+        .arg(url)
+        .arg("-f")
+        .arg("-");
     if single_transaction {
-        cmd.arg("--single-transaction").arg("-v").arg("ON_ERROR_STOP=1");
+        cmd.arg("--single-transaction")
+            .arg("-v")
+            .arg("ON_ERROR_STOP=1");
     }
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
@@ -167,4 +174,24 @@ pub fn psql(url: &str, sql: &str, single_transaction: bool) -> (bool, String, St
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A project whose migrations create pgx's schema and `events (id, at<columns>)`, partitioned
+/// by `at` with the partition `events_2024`, both owned by `owner`, then run `extra`; applied.
+pub fn events_owned_by(db: &TestDb, owner: &TestRole, columns: &str, extra: &str) -> Project {
+    let p = Project::new();
+    install_pgx(&p);
+    p.add(
+        "events",
+        &format!(
+            "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL{columns}) PARTITION BY RANGE (at);
+             CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+             ALTER TABLE events OWNER TO {0}; ALTER TABLE events_2024 OWNER TO {0};
+             {extra}",
+            owner.name
+        ),
+        "DROP TABLE events CASCADE;",
+    );
+    p.pgx().db(db).args(["migrate", "up"]).ok();
+    p
 }
