@@ -322,3 +322,27 @@ fn refused_inputs_fail_with_one_error_line() {
     }
     assert_eq!(p.files("migrations"), Vec::<String>::new());
 }
+
+/// pgx's own schema, as the tenant pattern's first migration installs it.
+#[test]
+fn pgx_install_rendering() {
+    let catalog = Catalog::builtin().unwrap();
+    let pattern = catalog.get("pgx_install").unwrap();
+    let resolved = pattern.resolve(&[]).unwrap();
+    let r = render_pattern(
+        &Renderer::new(&catalog).unwrap(),
+        pattern,
+        "public",
+        None,
+        &resolved,
+    )
+    .unwrap();
+    snapshot("pgx_install.up.sql", &r.up());
+    snapshot("pgx_install.down.sql", &r.down());
+    assert!(r.up().contains("-- pgx provides: \"pgx\" 1\n"));
+    // Only the helper the event trigger runs as whoever creates a partition is left to PUBLIC.
+    assert!(r.up().contains(
+        "REVOKE ALL ON FUNCTION pgx.tenant_key(oid), pgx.tenant_create_key(jsonb), pgx.tenant_foreign_key(oid), pgx.tenant_create_foreign_key(jsonb) FROM PUBLIC;"
+    ));
+    assert!(r.up().contains("REVOKE ALL ON FUNCTION pgx.tenant_new_partitions() FROM PUBLIC;"));
+}

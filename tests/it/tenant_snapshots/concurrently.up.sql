@@ -326,6 +326,41 @@ SET LOCAL lock_timeout = 5000;
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
        pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
+DO $pgx$
+DECLARE
+    owner_oid oid;
+    others text;
+BEGIN
+    SELECT n.nspowner INTO owner_oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pgx';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schema % does not exist: %', 'pgx', 'the tenant pattern keeps its registry there: apply the pgx_install migration first (pgx new pgx_install)';
+    END IF;
+    -- Superusers can do anything anyway; any other owner could replace what pgx puts there.
+    IF owner_oid <> pg_catalog.to_regrole(CURRENT_USER)
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = owner_oid) THEN
+        RAISE EXCEPTION 'schema % belongs to role %, not to %: pgx keeps objects there that run with elevated rights, and the owner of a schema can drop and replace what is in it',
+            'pgx', pg_catalog.pg_get_userbyid(owner_oid), CURRENT_USER
+            USING HINT = pg_catalog.format('ALTER SCHEMA %I OWNER TO %I (as a superuser), or use another schema', 'pgx', CURRENT_USER);
+    END IF;
+    -- Roles other than the owner that can create objects in it, or act as its owner.
+    SELECT pg_catalog.string_agg(DISTINCT w.name, ', ' ORDER BY w.name) INTO others
+    FROM (
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END AS name, a.grantee
+        FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+        WHERE n.nspname = 'pgx' AND a.privilege_type = 'CREATE' AND a.grantee <> owner_oid
+        UNION ALL
+        SELECT r.rolname::text, r.oid FROM pg_catalog.pg_roles r
+        WHERE r.oid <> owner_oid AND pg_catalog.pg_has_role(r.oid, owner_oid, 'MEMBER')
+    ) w
+    WHERE w.grantee = 0 OR NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = w.grantee);
+    IF others IS NOT NULL THEN
+        RAISE EXCEPTION 'schema % is writable by % besides its owner %: pgx keeps objects there that run with elevated rights, and a role that can create objects in a schema can plant look-alikes of them',
+            'pgx', others, pg_catalog.pg_get_userbyid(owner_oid)
+            USING HINT = pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM ...; revoke memberships in role %I', 'pgx', pg_catalog.pg_get_userbyid(owner_oid));
+    END IF;
+END
+$pgx$;
+
 -- Ways around row security next to the table: refused here unless this migration closes them.
 DO $pgx$
 DECLARE
