@@ -3,13 +3,17 @@
 
 mod support;
 
+mod adoption;
 mod audit;
 mod catalog_snapshot;
 mod check;
 mod cli;
 mod dev;
+mod first_hour;
+mod help;
 mod hostile;
 mod migrate;
+mod partition;
 mod pattern_engine;
 mod readme;
 mod snapshots;

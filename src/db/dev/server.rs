@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::binaries::{Binaries, is_executable, path_dirs};
+use super::machine;
 use super::user::{effective_uid, unsearchable_ancestor};
 use super::{Cluster, SUPERUSER, Started, dev_error, path_hash, short_socket_dir};
 use crate::error::{Error, Result, one_line};
@@ -29,6 +30,22 @@ shared_buffers = '32MB'
 fsync = off
 full_page_writes = off
 ";
+
+/// pg_cron, when its package is installed: it must be preloaded, and it runs each job in a
+/// background worker because the cluster has no TCP port for its default libpq connections.
+/// Its jobs live in the database `cron.database_name` names, by default `postgres`, the
+/// database pgx's commands use.
+const PG_CRON: &str = "shared_preload_libraries = 'pg_cron'
+cron.use_background_workers = on
+";
+
+/// Whether the server's library folder holds `library` (`<bindir>/../lib`, as Debian, RPM and
+/// source installs lay it out): preloading a missing library would stop the server starting.
+fn has_library(bin: &Binaries, library: &str) -> bool {
+    bin.dir
+        .parent()
+        .is_some_and(|prefix| prefix.join("lib").join(format!("{library}.so")).is_file())
+}
 
 /// How long a pgx process waits for another one that is creating or starting the cluster.
 const LOCK_WAIT: Duration = Duration::from_secs(300);
@@ -126,6 +143,7 @@ impl Cluster {
             self.create(&bin)?;
             true
         };
+        self.note_whereabouts();
         if self.is_running(&bin)? {
             return Ok(Started::AlreadyRunning);
         }
@@ -181,6 +199,22 @@ impl Cluster {
             }
         }
         Ok(home.join("data"))
+    }
+
+    /// Makes the cluster findable by `pgx dev list` and `prune`: a registry entry, and, for data
+    /// kept in the server user's home, a file there naming the project's `.pgx` (so the data
+    /// can be collected once the project is deleted). Best effort.
+    fn note_whereabouts(&self) {
+        machine::register(&self.state);
+        let data = self.data_dir();
+        if data != self.link()
+            && let Some(home) = data.parent()
+        {
+            let file = home.join(machine::PROJECT_FILE);
+            if !file.is_file() {
+                let _ = fs::write(&file, format!("{}\n", self.state.display()));
+            }
+        }
     }
 
     pub(super) fn create(&self, bin: &Binaries) -> Result<()> {
@@ -278,7 +312,8 @@ impl Cluster {
         fs::write(
             &conf,
             format!(
-                "# Written by pgx before every start of the dev cluster; override with ALTER SYSTEM.\n{SETTINGS}unix_socket_directories = {}\n",
+                "# Written by pgx before every start of the dev cluster; override with ALTER SYSTEM.\n{SETTINGS}{}unix_socket_directories = {}\n",
+                if has_library(bin, "pg_cron") { PG_CRON } else { "" },
                 conf_string(&list_element(&socket.to_string_lossy()))
             ),
         )
@@ -381,6 +416,7 @@ impl Cluster {
         if log.exists() {
             fs::remove_file(&log).map_err(|e| Error::io("remove", &log, e))?;
         }
+        machine::unregister(&self.state);
         Ok(existed)
     }
 
