@@ -344,5 +344,8 @@ fn pgx_install_rendering() {
     assert!(r.up().contains(
         "REVOKE ALL ON FUNCTION pgx.tenant_key(oid), pgx.tenant_create_key(jsonb), pgx.tenant_foreign_key(oid), pgx.tenant_create_foreign_key(jsonb) FROM PUBLIC;"
     ));
-    assert!(r.up().contains("REVOKE ALL ON FUNCTION pgx.tenant_new_partitions() FROM PUBLIC;"));
+    assert!(
+        r.up()
+            .contains("REVOKE ALL ON FUNCTION pgx.tenant_new_partitions() FROM PUBLIC;")
+    );
 }
