@@ -34,9 +34,7 @@ fn tenant_check_finds_each_door_opened_after_the_migration_and_passes_once_close
         "DROP TABLE events;",
     );
     new_tenant(&p, "orders", &[]);
-    p.pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true"])
-        .ok();
+    new_tenant_as_given(&p, "events", &["partitioned=true"]);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     seed(&db);
     db.exec(&format!(

@@ -44,17 +44,7 @@ fn materialized_views_over_the_table_its_views_or_its_partitions_are_refused() {
         ["2"]
     );
 
-    p.pgx()
-        .args([
-            "new",
-            "tenant",
-            "events",
-            "--set",
-            "partitioned=true",
-            "--set",
-            "add_column=false",
-        ])
-        .ok();
+    new_tenant_as_given(&p, "events", &["partitioned=true", "add_column=false"]);
     refused(
         &p,
         &db,
@@ -88,37 +78,18 @@ fn views_over_partitions_are_checked_like_views_over_the_table() {
         ),
     );
     let before = db.snapshot();
-    let run = p
-        .pgx()
-        .args([
-            "new",
-            "tenant",
-            "events",
-            "--set",
-            "partitioned=true",
-            "--set",
-            "add_column=false",
-        ])
-        .ok();
+    let run = new_tenant_as_given(&p, "events", &["partitioned=true", "add_column=false"]);
     refused(
         &p,
         &db,
         "view(s) public.events_2024_view read public.events with their owner's rights",
     );
     remove_written(&p, &run);
-    p.pgx()
-        .args([
-            "new",
-            "tenant",
-            "events",
-            "--set",
-            "partitioned=true",
-            "--set",
-            "add_column=false",
-            "--set",
-            "secure_views=true",
-        ])
-        .ok();
+    new_tenant_as_given(
+        &p,
+        "events",
+        &["partitioned=true", "add_column=false", "secure_views=true"],
+    );
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     // Through the view over the partition, the querying role's policies apply.
     assert_eq!(
@@ -349,15 +320,7 @@ fn unique_keys_across_tenants_are_listed_made_per_tenant_or_kept_knowingly() {
         "unique key(s) orders_code_lower on public.orders, orders_code_sku_key on public.orders, orders_email_key on public.orders, orders_pkey on public.orders, orders_sku_active on public.orders do not hold tenant_id",
     );
     remove_written(&p, &run);
-    p.pgx()
-        .args([
-            "new",
-            "tenant",
-            "orders",
-            "--set",
-            "global_unique=nonesuch,orders_pkey",
-        ])
-        .ok();
+    new_tenant_as_given(&p, "orders", &["global_unique=nonesuch,orders_pkey"]);
     refused(
         &p,
         &db,
@@ -370,17 +333,14 @@ fn unique_keys_across_tenants_are_listed_made_per_tenant_or_kept_knowingly() {
     {
         std::fs::remove_file(p.join(&format!("migrations/{f}"))).unwrap();
     }
-    p.pgx()
-        .args([
-            "new",
-            "tenant",
-            "orders",
-            "--set",
+    new_tenant_as_given(
+        &p,
+        "orders",
+        &[
             "unique=email",
-            "--set",
             "global_unique=orders_pkey,orders_code_lower,orders_sku_active,orders_code_sku_key",
-        ])
-        .ok();
+        ],
+    );
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let a = tenant_of(A);
     let b = tenant_of(B);
@@ -429,17 +389,7 @@ fn a_text_tenant_column_with_a_nondeterministic_collation_is_refused() {
             .as_deref(),
         Some("t")
     );
-    p.pgx()
-        .args([
-            "new",
-            "tenant",
-            "orders",
-            "--set",
-            "add_column=false",
-            "--set",
-            "type=text",
-        ])
-        .ok();
+    new_tenant_as_given(&p, "orders", &["add_column=false", "type=text"]);
     refused(
         &p,
         &db,

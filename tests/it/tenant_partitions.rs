@@ -38,9 +38,7 @@ fn partitions_queried_directly_are_isolated_now_and_later() {
             std::fs::remove_file(p.join(&format!("migrations/{f}"))).unwrap();
         }
     }
-    p.pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true"])
-        .ok();
+    new_tenant_as_given(&p, "events", &["partitioned=true"]);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
 
     // Partitions created and attached later, by the owning application role.
@@ -125,9 +123,7 @@ fn isolating_partitions_needs_a_superuser_and_says_so() {
     ));
     let p = Project::new();
     install_pgx(&p);
-    p.pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true"])
-        .ok();
+    new_tenant_as_given(&p, "events", &["partitioned=true"]);
     p.pgx()
         .env("DATABASE_URL", &db.url_as(&app.name))
         .args(["migrate", "up"])

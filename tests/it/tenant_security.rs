@@ -46,9 +46,7 @@ fn the_owner_of_the_tables_schema_gains_nothing_when_a_superuser_creates_a_parti
         "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);",
         "DROP TABLE events;",
     );
-    p.pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true"])
-        .ok();
+    new_tenant_as_given(&p, "events", &["partitioned=true"]);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
 
     // Everything the schema owner can put where the old helper lived, or where a name could
@@ -330,9 +328,7 @@ fn a_look_alike_policy_is_an_error_naming_it_not_a_reason_to_skip() {
          CREATE POLICY events_tenant_isolation ON events_2024 USING (true) WITH CHECK (true);",
     );
     let before = db.snapshot();
-    p.pgx()
-        .args(["new", "tenant", "events", "--set", "partitioned=true"])
-        .ok();
+    new_tenant_as_given(&p, "events", &["partitioned=true"]);
     p.pgx()
         .db(&db)
         .args(["migrate", "up"])
@@ -458,17 +454,7 @@ fn generated_plpgsql_passes_plpgsql_check() {
             "references=tenants(id)",
         ],
     );
-    p.pgx()
-        .args([
-            "new",
-            "tenant",
-            "events",
-            "--set",
-            "partitioned=true",
-            "--set",
-            "type=text",
-        ])
-        .ok();
+    new_tenant_as_given(&p, "events", &["partitioned=true", "type=text"]);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let problems = db.rows(
         "SELECT p.oid::regprocedure::text, c

@@ -88,14 +88,11 @@ pub fn seed(db: &TestDb) {
 /// `pgx new tenant TABLE --set S...`, keeping the table's primary key `<table>_pkey` unique
 /// across tenants (as an identity key usually is), which the pattern refuses unless told.
 pub fn new_tenant(p: &Project, table: &str, sets: &[&str]) -> Run {
-    let mut pgx = p
-        .pgx()
-        .args(["new", "tenant", table, "--set"])
-        .arg(format!("global_unique={table}_pkey"));
-    for set in sets {
-        pgx = pgx.args(["--set", set]);
-    }
-    pgx.ok()
+    let global = format!("global_unique={table}_pkey");
+    let all: Vec<&str> = std::iter::once(global.as_str())
+        .chain(sets.iter().copied())
+        .collect();
+    new_tenant_as_given(p, table, &all)
 }
 
 /// Deletes the files a `pgx new` run wrote, to render the pattern again differently.
@@ -194,4 +191,13 @@ pub fn events_owned_by(db: &TestDb, owner: &TestRole, columns: &str, extra: &str
     );
     p.pgx().db(db).args(["migrate", "up"]).ok();
     p
+}
+
+/// `pgx new tenant TABLE --set S...`, nothing more.
+pub fn new_tenant_as_given(p: &Project, table: &str, sets: &[&str]) -> Run {
+    let mut pgx = p.pgx().args(["new", "tenant", table]);
+    for set in sets {
+        pgx = pgx.args(["--set", set]);
+    }
+    pgx.ok()
 }
