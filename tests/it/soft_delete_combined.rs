@@ -27,6 +27,8 @@ fn everything(db: &TestDb, app: &str) -> Project {
             &format!("role={app}"),
             "--set",
             "unique=number",
+            "--set",
+            "global_unique=orders_pkey",
         ])
         .ok();
     p.pgx().args(["new", "timestamps", "orders"]).ok();
@@ -161,7 +163,14 @@ fn tenant_audit_timestamps_and_soft_delete_on_one_table() {
 fn pgx_check_passes_alone_and_with_each_pattern() {
     let db = TestDb::new();
     let cases: [&[&[&str]]; 4] = [
-        &[&["tenant", "orders", "--set", "unique=number"]],
+        &[&[
+            "tenant",
+            "orders",
+            "--set",
+            "unique=number",
+            "--set",
+            "global_unique=orders_pkey",
+        ]],
         &[&["audit", "orders"]],
         &[&["timestamps", "orders"]],
         &[&[
