@@ -6,9 +6,9 @@
 
 use sqlx::Connection;
 
-use crate::support::{Project, TestDb, TestRole, block_on, try_rows};
-
-pub type Rows = Vec<Vec<Option<String>>>;
+use crate::support::{Project, TestDb, TestRole, block_on};
+// The application role and running SQL as it: the same helpers as the tenant tests.
+pub use crate::tenant_support::{Rows, app_role, as_role, ok_as};
 
 pub const USERS: &str = "CREATE TABLE users (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -28,19 +28,6 @@ pub fn soft_deleted(db: &TestDb, setup: &str, tables: &[(&str, &[&str])]) -> Pro
     }
     p.pgx().db(db).args(["migrate", "up"]).ok();
     p
-}
-
-/// A login role that is neither superuser nor BYPASSRLS.
-pub fn app_role() -> TestRole {
-    TestRole::new("pgx_app", "NOSUPERUSER NOBYPASSRLS")
-}
-
-pub fn as_role(db: &TestDb, role: &TestRole, sql: &str) -> Result<Rows, String> {
-    try_rows(&db.url_as(&role.name), sql)
-}
-
-pub fn ok_as(db: &TestDb, role: &TestRole, sql: &str) -> Rows {
-    as_role(db, role, sql).unwrap_or_else(|e| panic!("as {}: {e}\n{sql}", role.name))
 }
 
 /// The row count PostgreSQL reports for `statement` (its command tag), run after `setup` in

@@ -7,9 +7,7 @@ use sqlx::migrate::Migrator;
 
 use crate::soft_delete::{USERS, app_role, as_role, ok_as, row_count, soft_deleted};
 use crate::support::{Project, TestDb, block_on};
-
-const A: &str = "00000000-0000-0000-0000-00000000000a";
-const B: &str = "00000000-0000-0000-0000-00000000000b";
+use crate::tenant_support::{A, B};
 
 const ORDERS: &str = "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, number text NOT NULL)";
 
