@@ -64,13 +64,7 @@ pub async fn run(project: &Project, command: Migrate) -> Result<()> {
                 target,
                 ignore_missing,
             };
-            let run = Run {
-                db: &db,
-                lock: &lock,
-                retry: &retry,
-                mode,
-                dry_run: dry_run.dry_run,
-            };
+            let run = Run::new(&db, &lock, &retry, mode, dry_run.dry_run);
             change(project, &run, action).await
         }
         Migrate::Down {
@@ -87,13 +81,8 @@ pub async fn run(project: &Project, command: Migrate) -> Result<()> {
                 Some(t) => Down::Target(t),
                 None => Down::Steps(steps.unwrap_or(1)),
             };
-            let run = Run {
-                db: &db,
-                lock: &lock,
-                retry: &retry,
-                mode: Mode::of(quiet.quiet, json.json),
-                dry_run: dry_run.dry_run,
-            };
+            let mode = Mode::of(quiet.quiet, json.json);
+            let run = Run::new(&db, &lock, &retry, mode, dry_run.dry_run);
             change(project, &run, Action::Down(how)).await
         }
         Migrate::Redo {
@@ -103,13 +92,8 @@ pub async fn run(project: &Project, command: Migrate) -> Result<()> {
             json,
             quiet,
         } => {
-            let run = Run {
-                db: &db,
-                lock: &lock,
-                retry: &retry,
-                mode: Mode::of(quiet.quiet, json.json),
-                dry_run: false,
-            };
+            let mode = Mode::of(quiet.quiet, json.json);
+            let run = Run::new(&db, &lock, &retry, mode, false);
             change(project, &run, Action::Redo).await
         }
     }
@@ -122,6 +106,24 @@ struct Run<'a> {
     retry: &'a RetryArgs,
     mode: Mode,
     dry_run: bool,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        db: &'a DbArgs,
+        lock: &'a LockArgs,
+        retry: &'a RetryArgs,
+        mode: Mode,
+        dry_run: bool,
+    ) -> Run<'a> {
+        Run {
+            db,
+            lock,
+            retry,
+            mode,
+            dry_run,
+        }
+    }
 }
 
 /// The runner's options from the command line and pgx.yaml.
