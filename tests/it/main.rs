@@ -12,6 +12,7 @@ mod hostile;
 mod migrate;
 mod pattern_engine;
 mod readme;
+mod search;
 mod snapshots;
 mod sqlx_interop;
 mod tenant_render;
