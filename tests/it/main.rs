@@ -13,6 +13,7 @@ mod migrate;
 mod pattern_engine;
 mod readme;
 mod search;
+mod search_online;
 mod snapshots;
 mod sqlx_interop;
 mod tenant_render;
