@@ -14,6 +14,7 @@ mod pattern_engine;
 mod readme;
 mod search;
 mod search_online;
+mod search_rls;
 mod snapshots;
 mod sqlx_interop;
 mod tenant_render;
