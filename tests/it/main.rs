@@ -15,6 +15,7 @@ mod readme;
 mod search;
 mod search_online;
 mod search_rls;
+mod search_security;
 mod snapshots;
 mod sqlx_interop;
 mod tenant_render;
