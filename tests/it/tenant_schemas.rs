@@ -146,7 +146,14 @@ fn a_failing_tenant_migration_stops_the_run_and_names_the_schema() {
         .stderr_has("b is broken");
     assert_eq!(tables(&db, "tenant_b"), ["items"]);
     assert_eq!(history(&db, "tenant_b"), ["create items"]);
-    assert_eq!(tables(&db, "tenant_c"), ["audit", "items"]);
+    // Whether a job had already started tenant_c when tenant_b failed depends on timing; either
+    // way tenant_c is whole: migrated with its history, or untouched.
+    let c = tables(&db, "tenant_c");
+    match c.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["audit", "items"] => assert_eq!(history(&db, "tenant_c"), ["create items", "add audit"]),
+        ["items"] => assert_eq!(history(&db, "tenant_c"), ["create items"]),
+        other => panic!("tenant_c is half migrated: {other:?}"),
+    }
     let list = p.pgx().db(&db).args(["tenant", "list"]).ok();
     let b = list.stdout.lines().find(|l| l.starts_with("b ")).unwrap();
     assert!(b.ends_with("1 pending"), "{}", list.stdout);
