@@ -207,3 +207,48 @@ fn with_timestamps_tenant_and_audit_on_one_table_every_down_reverses_its_up() {
         Some("t".into())
     );
 }
+
+#[test]
+fn soft_deleted_rows_are_never_found_and_the_index_covers_live_rows_only() {
+    let db = TestDb::new();
+    let app = app_role();
+    let p = Project::new();
+    // What soft_delete adds: a deleted_at column, NULL for live rows.
+    p.add(
+        "create docs",
+        "CREATE TABLE docs (id int PRIMARY KEY, body text, deleted_at timestamptz)",
+        "DROP TABLE docs",
+    );
+    p.pgx()
+        .args(["new", "tenant", "docs", "--set", "type=integer"])
+        .args(["--set", &format!("role={}", app.name)])
+        .ok();
+    new_search(
+        &p,
+        "docs",
+        &["columns=body", "tenant_column=tenant_id", "deleted_column=deleted_at", "leakproof=true"],
+    );
+    p.pgx().db(&db).args(["migrate", "up"]).ok();
+    db.exec(
+        "INSERT INTO docs (id, tenant_id, body, deleted_at)
+         SELECT g, g % 2 + 1, 'filler words number ' || g, CASE WHEN g % 10 = 0 THEN now() END
+         FROM generate_series(1, 4000) g;
+         INSERT INTO docs (id, tenant_id, body, deleted_at) VALUES
+             (10001, 1, 'apple banana', NULL), (10003, 1, 'apple pie', now())",
+    );
+    db.exec("VACUUM ANALYZE docs");
+    let as_tenant = |sql: &str| column_as(&db, &app, &format!("SET app.current_tenant = '1'; {sql}"));
+    assert_eq!(as_tenant("SELECT (hit).id FROM docs_search('apple')"), ["10001"]);
+    assert_eq!(
+        as_tenant("SELECT count(*) FILTER (WHERE (hit).deleted_at IS NOT NULL) || ' of ' || count(*) FROM docs_search('number', 5000)"),
+        ["0 of 1600"],
+        "tenant 1's 2,000 filler rows less the 400 deleted"
+    );
+    assert_eq!(
+        db.scalar("SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = 'docs_search_idx'::regclass"),
+        Some("(deleted_at IS NULL)".into())
+    );
+    let plan = as_tenant("EXPLAIN SELECT * FROM docs_search('apple')").join("\n");
+    assert!(plan.contains("Bitmap Index Scan on docs_search_idx"), "{plan}");
+    p.pgx().db(&db).args(["check"]).ok();
+}
