@@ -415,3 +415,36 @@ fn every_function_passes_plpgsql_check() {
     );
     assert_eq!(problems, Vec::<String>::new());
 }
+
+#[test]
+fn rendering_matches_the_snapshots() {
+    use crate::snapshots::check;
+    check(
+        "search",
+        "search",
+        "public",
+        Some("articles"),
+        &[("columns", "title:A,summary:B,body"), ("unaccent", "true")],
+    );
+    check(
+        "search_online",
+        "search",
+        "public",
+        Some("docs"),
+        &[
+            ("columns", "title:A,body"),
+            ("config_column", "lang"),
+            ("online", "true"),
+            ("tenant_column", "tenant_id"),
+            ("leakproof", "true"),
+            ("deleted_column", "deleted_at"),
+        ],
+    );
+    check(
+        "search_install",
+        "search_install",
+        "public",
+        None,
+        &[("leakproof", "true")],
+    );
+}
