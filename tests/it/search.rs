@@ -348,6 +348,12 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         assert_eq!(p.files("migrations"), before, "{sets:?}");
     }
 
+    p.pgx()
+        .args(["new", "search", "t", "--scope", "tenant", "--set", "columns=body"])
+        .fails()
+        .stderr_has("cannot be rendered with --scope tenant");
+    assert_eq!(p.files("migrations"), before);
+
     // What only the database knows fails the migration, naming it, and changes nothing.
     let db = TestDb::new();
     new_search(&p, "t", &["columns=body,title,summary"]);
