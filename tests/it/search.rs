@@ -30,7 +30,8 @@ pub fn hits(db: &TestDb, call: &str) -> Vec<String> {
     db.column(&format!("SELECT (hit).id FROM {call}"))
 }
 
-const ARTICLES: &str = "CREATE TABLE articles (id int PRIMARY KEY, title text, summary varchar(200), body text)";
+const ARTICLES: &str =
+    "CREATE TABLE articles (id int PRIMARY KEY, title text, summary varchar(200), body text)";
 
 #[test]
 fn nulls_weights_websearch_syntax_paging_and_snippets() {
@@ -78,13 +79,7 @@ fn nulls_weights_websearch_syntax_paging_and_snippets() {
         ["2", "4"]
     );
     // Empty, stop-word-only and malformed input: no rows, no error.
-    for query in [
-        "",
-        "   ",
-        "the and of",
-        "\"unbalanced (& | ! :* <->",
-        "-",
-    ] {
+    for query in ["", "   ", "the and of", "\"unbalanced (& | ! :* <->", "-"] {
         let quoted = query.replace('\'', "''");
         assert_eq!(
             hits(&db, &format!("articles_search('{quoted}')")),
@@ -92,10 +87,7 @@ fn nulls_weights_websearch_syntax_paging_and_snippets() {
             "{query:?}"
         );
     }
-    assert_eq!(
-        hits(&db, "articles_search(NULL)"),
-        Vec::<String>::new()
-    );
+    assert_eq!(hits(&db, "articles_search(NULL)"), Vec::<String>::new());
 
     // Paging: limit and offset over the ranked order.
     assert_eq!(hits(&db, "articles_search('postgresql', 1, 1)"), ["3"]);
@@ -122,7 +114,10 @@ fn nulls_weights_websearch_syntax_paging_and_snippets() {
     let plan = db
         .column("EXPLAIN SELECT * FROM articles_search('postgresql')")
         .join("\n");
-    assert!(plan.contains("Bitmap Index Scan on articles_search_idx"), "{plan}");
+    assert!(
+        plan.contains("Bitmap Index Scan on articles_search_idx"),
+        "{plan}"
+    );
 
     p.pgx().db(&db).args(["check"]).ok();
 }
@@ -182,7 +177,11 @@ fn a_multilingual_table_uses_each_rows_configuration() {
     new_search(
         &p,
         "docs",
-        &["columns=body", "config_column=lang", "headline_options=StartSel=[, StopSel=]"],
+        &[
+            "columns=body",
+            "config_column=lang",
+            "headline_options=StartSel=[, StopSel=]",
+        ],
     );
     up(&p, &db);
     db.exec(
@@ -194,13 +193,12 @@ fn a_multilingual_table_uses_each_rows_configuration() {
     );
     // Each row is stemmed by its own language.
     assert_eq!(
-        db.column("SELECT id FROM docs WHERE search = to_tsvector(lang, coalesce(body, '')) ORDER BY id"),
+        db.column(
+            "SELECT id FROM docs WHERE search = to_tsvector(lang, coalesce(body, '')) ORDER BY id"
+        ),
         ["1", "2", "3", "4"]
     );
-    assert_eq!(
-        hits(&db, "docs_search('run', config => 'english')"),
-        ["1"]
-    );
+    assert_eq!(hits(&db, "docs_search('run', config => 'english')"), ["1"]);
     assert_eq!(
         hits(&db, "docs_search('chevaux', config => 'french') ORDER BY 1"),
         ["2", "3"]
@@ -312,7 +310,9 @@ fn options_change_the_column_the_index_and_its_build() {
         Some("CREATE INDEX notes_document_idx ON public.notes USING gin (document) WITH (fastupdate=off)".into())
     );
     assert_eq!(
-        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'notes_document_idx'::regclass"),
+        db.scalar(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'notes_document_idx'::regclass"
+        ),
         Some("t".into())
     );
     db.exec("INSERT INTO notes VALUES (1, 'Running dogs')");
@@ -324,7 +324,10 @@ fn options_change_the_column_the_index_and_its_build() {
 
 #[test]
 fn bad_input_fails_with_one_line_and_writes_nothing() {
-    let p = project_with("CREATE TABLE t (id int, body text, lang regconfig)", "DROP TABLE t");
+    let p = project_with(
+        "CREATE TABLE t (id int, body text, lang regconfig)",
+        "DROP TABLE t",
+    );
     let before = p.files("migrations");
     let cases: [(&[&str], &str); 5] = [
         (&[], "requires parameter `columns`"),
@@ -336,7 +339,10 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             &["columns=body", "unaccent=true", "config=french"],
             "unaccent needs an unaccented copy of config in the search infrastructure, which has them for: english",
         ),
-        (&["columns=body:A,search"], "the vector column search cannot also be one of columns"),
+        (
+            &["columns=body:A,search"],
+            "the vector column search cannot also be one of columns",
+        ),
         (&["columns=body,body:B"], "columns names a column twice"),
     ];
     for (sets, message) in cases {
@@ -349,7 +355,15 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     }
 
     p.pgx()
-        .args(["new", "search", "t", "--scope", "tenant", "--set", "columns=body"])
+        .args([
+            "new",
+            "search",
+            "t",
+            "--scope",
+            "tenant",
+            "--set",
+            "columns=body",
+        ])
         .fails()
         .stderr_has("cannot be rendered with --scope tenant");
     assert_eq!(p.files("migrations"), before);
@@ -410,7 +424,10 @@ fn every_function_passes_plpgsql_check() {
     );
     assert_eq!(
         checked,
-        ["docs_search_backfill(integer,integer)", "docs_search_update()"]
+        [
+            "docs_search_backfill(integer,integer)",
+            "docs_search_update()"
+        ]
     );
     let problems = db.column(
         "SELECT p.oid::regprocedure || ': ' || c.message

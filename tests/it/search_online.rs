@@ -35,7 +35,11 @@ fn wrong_vectors(db: &TestDb) -> String {
 fn rows_written_during_the_backfill_get_their_vectors_and_nothing_is_missed() {
     let db = TestDb::new();
     let p = live_articles();
-    new_search(&p, "articles", &["columns=title:A,body", "online=true", "batch_ms=20"]);
+    new_search(
+        &p,
+        "articles",
+        &["columns=title:A,body", "online=true", "batch_ms=20"],
+    );
     let files = p.files("migrations");
     assert_eq!(
         files
@@ -51,9 +55,11 @@ fn rows_written_during_the_backfill_get_their_vectors_and_nothing_is_missed() {
             "search_articles_index.up.sql"
         ]
     );
-    p.pgx().db(&db).args(["migrate", "up", "--target"]).arg(
-        files[0].split('_').next().unwrap(),
-    ).ok();
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "up", "--target"])
+        .arg(files[0].split('_').next().unwrap())
+        .ok();
 
     // A writer inserts and updates rows throughout the migration.
     let stop = Arc::new(AtomicBool::new(false));
@@ -77,7 +83,7 @@ fn rows_written_during_the_backfill_get_their_vectors_and_nothing_is_missed() {
                         .unwrap();
                     writes.fetch_add(1, Ordering::Relaxed);
                 }
-            })
+            });
         })
     };
     while writes.load(Ordering::Relaxed) < 10 {
@@ -89,11 +95,17 @@ fn rows_written_during_the_backfill_get_their_vectors_and_nothing_is_missed() {
     writer.join().unwrap();
     assert!(during > 10, "the writer kept writing: {during}");
 
-    let total: i64 = db.scalar("SELECT count(*) FROM articles").unwrap().parse().unwrap();
+    let total: i64 = db
+        .scalar("SELECT count(*) FROM articles")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(total > ROWS, "{total}");
     assert_eq!(wrong_vectors(&db), "0");
     assert_eq!(
-        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'articles_search_idx'::regclass"),
+        db.scalar(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'articles_search_idx'::regclass"
+        ),
         Some("t".into())
     );
     // Rows inserted and updated meanwhile are found, and an untouched old row too.
@@ -123,7 +135,12 @@ fn an_interrupted_backfill_keeps_its_batches_and_resumes() {
         .unwrap();
     p.pgx()
         .db(&db)
-        .args(["migrate", "up", "--target", column_step.split('_').next().unwrap()])
+        .args([
+            "migrate",
+            "up",
+            "--target",
+            column_step.split('_').next().unwrap(),
+        ])
         .ok();
 
     // A long transaction holds a row two thirds into the table: the batch that reaches it
@@ -132,11 +149,10 @@ fn an_interrupted_backfill_keeps_its_batches_and_resumes() {
         .enable_all()
         .build()
         .unwrap();
-    let mut holder = rt
-        .block_on(sqlx::PgConnection::connect(&db.url))
-        .unwrap();
+    let mut holder = rt.block_on(sqlx::PgConnection::connect(&db.url)).unwrap();
     rt.block_on(
-        sqlx::raw_sql("BEGIN; SELECT * FROM articles WHERE id = 20000 FOR UPDATE").execute(&mut holder),
+        sqlx::raw_sql("BEGIN; SELECT * FROM articles WHERE id = 20000 FOR UPDATE")
+            .execute(&mut holder),
     )
     .unwrap();
     p.pgx()
@@ -165,7 +181,9 @@ fn an_interrupted_backfill_keeps_its_batches_and_resumes() {
     up(&p, &db);
     assert_eq!(wrong_vectors(&db), "0");
     assert_eq!(
-        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'articles_search_idx'::regclass"),
+        db.scalar(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'articles_search_idx'::regclass"
+        ),
         Some("t".into())
     );
 }

@@ -64,7 +64,11 @@ fn assert_isolated(db: &TestDb, app: &TestRole) {
         "SET app.current_tenant = '1';
          SELECT count(*) || ' ' || count(*) FILTER (WHERE (hit).id % 2 = 1) FROM docs_search('number or cherry', 5000)",
     );
-    assert_eq!(mine, ["2000 0"], "tenant 1's 2,000 rows, none of tenant 2's");
+    assert_eq!(
+        mine,
+        ["2000 0"],
+        "tenant 1's 2,000 rows, none of tenant 2's"
+    );
     assert_eq!(as_tenant("", "apple"), Vec::<String>::new());
     assert_eq!(
         column_as(db, app, "SELECT count(*) FROM docs_search('apple')"),
@@ -114,7 +118,10 @@ fn with_the_leakproof_operator_one_index_scan_answers_tenant_and_match_under_row
     let p = tenant_docs(&db, &app, &["leakproof=true"]);
     assert_isolated(&db, &app);
     let plan = plan_as_tenant(&db, &app);
-    assert!(plan.contains("Bitmap Index Scan on docs_search_idx"), "{plan}");
+    assert!(
+        plan.contains("Bitmap Index Scan on docs_search_idx"),
+        "{plan}"
+    );
     assert!(
         plan.contains("Index Cond: ((tenant_id = $")
             && plan.contains("AND (search OPERATOR(search.@@) '''appl'''::tsquery))"),
@@ -125,7 +132,10 @@ fn with_the_leakproof_operator_one_index_scan_answers_tenant_and_match_under_row
     let plan = db
         .column("EXPLAIN SELECT * FROM docs WHERE tenant_id = 1 AND search @@ 'appl'::tsquery")
         .join("\n");
-    assert!(plan.contains("Bitmap Index Scan on docs_search_idx"), "{plan}");
+    assert!(
+        plan.contains("Bitmap Index Scan on docs_search_idx"),
+        "{plan}"
+    );
     assert_eq!(
         db.scalar("SELECT proleakproof FROM pg_proc WHERE oid = 'search.match(tsvector, tsquery)'::regprocedure"),
         Some("t".into())
@@ -183,7 +193,11 @@ fn with_timestamps_tenant_and_audit_on_one_table_every_down_reverses_its_up() {
     new_search(
         &p,
         "notes",
-        &["columns=title:A,body", "tenant_column=tenant_id", "unaccent=true"],
+        &[
+            "columns=title:A,body",
+            "tenant_column=tenant_id",
+            "unaccent=true",
+        ],
     );
     // The vector is derived data: the audit log leaves it out.
     p.pgx()
@@ -195,8 +209,14 @@ fn with_timestamps_tenant_and_audit_on_one_table_every_down_reverses_its_up() {
     let as_app = |sql: &str| column_as(&db, &app, &format!("SET app.current_tenant = '7'; {sql}"));
     as_app("INSERT INTO notes (title, body) VALUES ('Résumé', 'first draft')");
     as_app("UPDATE notes SET body = 'second draft'");
-    assert_eq!(as_app("SELECT (hit).title FROM notes_search('resume')"), ["Résumé"]);
-    assert_eq!(as_app("SELECT (hit).body FROM notes_search('draft')"), ["second draft"]);
+    assert_eq!(
+        as_app("SELECT (hit).title FROM notes_search('resume')"),
+        ["Résumé"]
+    );
+    assert_eq!(
+        as_app("SELECT (hit).body FROM notes_search('draft')"),
+        ["second draft"]
+    );
     assert_eq!(
         db.column("SELECT operation || ' ' || (new_row ? 'search')::text || ' ' || (new_row ? 'body')::text FROM audit.log ORDER BY id"),
         ["INSERT false true", "UPDATE false true"]
@@ -226,7 +246,12 @@ fn soft_deleted_rows_are_never_found_and_the_index_covers_live_rows_only() {
     new_search(
         &p,
         "docs",
-        &["columns=body", "tenant_column=tenant_id", "deleted_column=deleted_at", "leakproof=true"],
+        &[
+            "columns=body",
+            "tenant_column=tenant_id",
+            "deleted_column=deleted_at",
+            "leakproof=true",
+        ],
     );
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     db.exec(
@@ -237,10 +262,16 @@ fn soft_deleted_rows_are_never_found_and_the_index_covers_live_rows_only() {
              (10001, 1, 'apple banana', NULL), (10003, 1, 'apple pie', now())",
     );
     db.exec("VACUUM ANALYZE docs");
-    let as_tenant = |sql: &str| column_as(&db, &app, &format!("SET app.current_tenant = '1'; {sql}"));
-    assert_eq!(as_tenant("SELECT (hit).id FROM docs_search('apple')"), ["10001"]);
+    let as_tenant =
+        |sql: &str| column_as(&db, &app, &format!("SET app.current_tenant = '1'; {sql}"));
     assert_eq!(
-        as_tenant("SELECT count(*) FILTER (WHERE (hit).deleted_at IS NOT NULL) || ' of ' || count(*) FROM docs_search('number', 5000)"),
+        as_tenant("SELECT (hit).id FROM docs_search('apple')"),
+        ["10001"]
+    );
+    assert_eq!(
+        as_tenant(
+            "SELECT count(*) FILTER (WHERE (hit).deleted_at IS NOT NULL) || ' of ' || count(*) FROM docs_search('number', 5000)"
+        ),
         ["0 of 1600"],
         "tenant 1's 2,000 filler rows less the 400 deleted"
     );
@@ -249,6 +280,9 @@ fn soft_deleted_rows_are_never_found_and_the_index_covers_live_rows_only() {
         Some("(deleted_at IS NULL)".into())
     );
     let plan = as_tenant("EXPLAIN SELECT * FROM docs_search('apple')").join("\n");
-    assert!(plan.contains("Bitmap Index Scan on docs_search_idx"), "{plan}");
+    assert!(
+        plan.contains("Bitmap Index Scan on docs_search_idx"),
+        "{plan}"
+    );
     p.pgx().db(&db).args(["check"]).ok();
 }

@@ -72,13 +72,19 @@ fn a_search_path_hijack_reaches_nothing_the_migrator_or_a_writer_runs() {
         db.column("SELECT (hit).id FROM articles_search('creme', headline => true)"),
         ["1"]
     );
-    assert_eq!(db.column("SELECT (hit).id FROM live_search('changed')"), ["3"]);
+    assert_eq!(
+        db.column("SELECT (hit).id FROM live_search('changed')"),
+        ["3"]
+    );
     assert_eq!(
         db.scalar("SELECT search::pg_catalog.text FROM articles WHERE id = 2"),
         Some("'tea':1A".into()),
         "PostgreSQL's english, not the attacker's"
     );
-    p.pgx().db(&db).args(["migrate", "down", "--target", "0"]).ok();
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "down", "--target", "0"])
+        .ok();
     assert_eq!(
         db.column("SELECT who || ' ran ' || what FROM evil.ran"),
         Vec::<String>::new()
@@ -89,10 +95,16 @@ fn a_search_path_hijack_reaches_nothing_the_migrator_or_a_writer_runs() {
 fn only_the_migrating_role_can_write_the_search_schema() {
     let app = TestRole::new("search_app", "NOSUPERUSER");
     let db = TestDb::new();
-    let p = project_with("CREATE TABLE t (id int PRIMARY KEY, body text)", "DROP TABLE t");
+    let p = project_with(
+        "CREATE TABLE t (id int PRIMARY KEY, body text)",
+        "DROP TABLE t",
+    );
     new_search(&p, "t", &["columns=body", "unaccent=true"]);
     up(&p, &db);
-    db.exec(&format!("GRANT CREATE ON DATABASE {} TO {}", db.name, app.name));
+    db.exec(&format!(
+        "GRANT CREATE ON DATABASE {} TO {}",
+        db.name, app.name
+    ));
     for attack in [
         "CREATE TEXT SEARCH CONFIGURATION search.english_unaccent2 (COPY = pg_catalog.simple)",
         "CREATE FUNCTION search.f() RETURNS int LANGUAGE sql RETURN 1",
@@ -120,7 +132,11 @@ fn only_the_migrating_role_can_write_the_search_schema() {
 
     // If CREATE on it is handed out anyway, the next search migration refuses to use it.
     db.exec(&format!("GRANT CREATE ON SCHEMA search TO {}", app.name));
-    p.add("more", "CREATE TABLE u (id int PRIMARY KEY, body text)", "DROP TABLE u");
+    p.add(
+        "more",
+        "CREATE TABLE u (id int PRIMARY KEY, body text)",
+        "DROP TABLE u",
+    );
     new_search(&p, "u", &["columns=body", "unaccent=true"]);
     p.pgx()
         .db(&db)
@@ -134,9 +150,15 @@ fn a_schema_or_extension_another_role_set_up_first_is_refused() {
     let attacker = TestRole::new("search_attacker", "NOSUPERUSER");
     // The attacker creates the schema first, hoping pgx moves in.
     let db = TestDb::new();
-    db.exec(&format!("GRANT CREATE ON DATABASE {} TO {}", db.name, attacker.name));
+    db.exec(&format!(
+        "GRANT CREATE ON DATABASE {} TO {}",
+        db.name, attacker.name
+    ));
     try_rows(&db.url_as(&attacker.name), "CREATE SCHEMA search").unwrap();
-    let p = project_with("CREATE TABLE t (id int PRIMARY KEY, body text)", "DROP TABLE t");
+    let p = project_with(
+        "CREATE TABLE t (id int PRIMARY KEY, body text)",
+        "DROP TABLE t",
+    );
     new_search(&p, "t", &["columns=body"]);
     p.pgx()
         .db(&db)
@@ -146,7 +168,10 @@ fn a_schema_or_extension_another_role_set_up_first_is_refused() {
 
     // The attacker installs unaccent (a trusted extension) first, and so owns it.
     let db = TestDb::new();
-    db.exec(&format!("GRANT CREATE ON DATABASE {} TO {}", db.name, attacker.name));
+    db.exec(&format!(
+        "GRANT CREATE ON DATABASE {} TO {}",
+        db.name, attacker.name
+    ));
     try_rows(&db.url_as(&attacker.name), "CREATE EXTENSION unaccent").unwrap();
     p.pgx()
         .db(&db)
@@ -168,14 +193,24 @@ fn extensions_installed_before_stay_and_the_ones_pgx_created_go() {
     let db = TestDb::new();
     db.exec("CREATE EXTENSION btree_gin");
     let before = db.snapshot();
-    let p = project_with("CREATE TABLE t (id int PRIMARY KEY, body text)", "DROP TABLE t");
-    new_search(&p, "t", &["columns=body", "unaccent=true", "tenant_column=id"]);
+    let p = project_with(
+        "CREATE TABLE t (id int PRIMARY KEY, body text)",
+        "DROP TABLE t",
+    );
+    new_search(
+        &p,
+        "t",
+        &["columns=body", "unaccent=true", "tenant_column=id"],
+    );
     up(&p, &db);
     assert_eq!(
         db.column("SELECT extname || ' ' || extnamespace::regnamespace FROM pg_extension WHERE extname IN ('btree_gin', 'unaccent') ORDER BY 1"),
         ["btree_gin public", "unaccent search"]
     );
-    p.pgx().db(&db).args(["migrate", "down", "--target", "0"]).ok();
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "down", "--target", "0"])
+        .ok();
     assert_eq!(before.diff(&db.snapshot()), vec![]);
     assert_eq!(
         db.column("SELECT extname FROM pg_extension WHERE extname IN ('btree_gin', 'unaccent')"),
