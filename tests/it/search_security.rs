@@ -207,6 +207,17 @@ fn extensions_installed_before_stay_and_the_ones_pgx_created_go() {
         db.column("SELECT extname || ' ' || extnamespace::regnamespace FROM pg_extension WHERE extname IN ('btree_gin', 'unaccent') ORDER BY 1"),
         ["btree_gin public", "unaccent search"]
     );
+    // Something else built on unaccent: the infrastructure's down stops and PostgreSQL says what.
+    db.exec(
+        "CREATE TEXT SEARCH CONFIGURATION public.mine (COPY = pg_catalog.simple);
+         ALTER TEXT SEARCH CONFIGURATION public.mine ALTER MAPPING FOR word WITH search.unaccent, simple",
+    );
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "down", "--target", "0"])
+        .fails()
+        .stderr_has("cannot drop extension unaccent because other objects depend on it");
+    db.exec("DROP TEXT SEARCH CONFIGURATION public.mine");
     p.pgx()
         .db(&db)
         .args(["migrate", "down", "--target", "0"])
