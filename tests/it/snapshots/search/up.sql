@@ -99,14 +99,17 @@ CREATE FUNCTION public.articles_search(query pg_catalog.text, "limit" pg_catalog
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     -- The query is parsed once for the ranking and the snippets (an InitPlan); the match is
-    -- written out so that the planner sees a constant query when there is one.
-    SELECT h.hit, h.rank,
-           CASE WHEN articles_search.headline THEN pg_catalog.ts_headline('search.english_unaccent'::pg_catalog.regconfig, (h.hit).body::pg_catalog.text, (SELECT pg_catalog.websearch_to_tsquery('search.english_unaccent'::pg_catalog.regconfig, articles_search.query))) END
-      FROM (SELECT t AS hit, pg_catalog.ts_rank_cd(t.search, (SELECT pg_catalog.websearch_to_tsquery('search.english_unaccent'::pg_catalog.regconfig, articles_search.query))) AS rank,
-                   t.tableoid AS rel, t.ctid AS row_id
-              FROM public.articles AS t
-             WHERE t.search OPERATOR(pg_catalog.@@) pg_catalog.websearch_to_tsquery('search.english_unaccent'::pg_catalog.regconfig, articles_search.query)
+    -- written out so that the planner sees a constant query when there is one. The matches are
+    -- ranked by their row address alone; only the page of winners is read back whole (a TID
+    -- scan each, in the same snapshot).
+    SELECT t AS hit, h.rank,
+           CASE WHEN articles_search.headline THEN pg_catalog.ts_headline('search.english_unaccent'::pg_catalog.regconfig, t.body::pg_catalog.text, (SELECT pg_catalog.websearch_to_tsquery('search.english_unaccent'::pg_catalog.regconfig, articles_search.query))) END
+      FROM (SELECT m.tableoid AS rel, m.ctid AS row_id,
+                   pg_catalog.ts_rank_cd(m.search, (SELECT pg_catalog.websearch_to_tsquery('search.english_unaccent'::pg_catalog.regconfig, articles_search.query))) AS rank
+              FROM public.articles AS m
+             WHERE m.search OPERATOR(pg_catalog.@@) pg_catalog.websearch_to_tsquery('search.english_unaccent'::pg_catalog.regconfig, articles_search.query)
              ORDER BY rank DESC, rel, row_id
              LIMIT articles_search."limit" OFFSET articles_search."offset") AS h
+      JOIN public.articles AS t ON t.ctid OPERATOR(pg_catalog.=) h.row_id AND t.tableoid OPERATOR(pg_catalog.=) h.rel
      ORDER BY h.rank DESC, h.rel, h.row_id;
 END;

@@ -178,16 +178,19 @@ CREATE FUNCTION public.docs_search(query pg_catalog.text, "limit" pg_catalog.int
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     -- The query is parsed once for the ranking and the snippets (an InitPlan); the match is
-    -- written out so that the planner sees a constant query when there is one.
-    SELECT h.hit, h.rank,
-           CASE WHEN docs_search.headline THEN pg_catalog.ts_headline((h.hit).lang, (h.hit).body::pg_catalog.text, (SELECT pg_catalog.websearch_to_tsquery(docs_search.config, docs_search.query))) END
-      FROM (SELECT t AS hit, pg_catalog.ts_rank_cd(t.search, (SELECT pg_catalog.websearch_to_tsquery(docs_search.config, docs_search.query))) AS rank,
-                   t.tableoid AS rel, t.ctid AS row_id
-              FROM public.docs AS t
-             WHERE t.search OPERATOR(search.@@) pg_catalog.websearch_to_tsquery(docs_search.config, docs_search.query)
-               AND t.deleted_at IS NULL
+    -- written out so that the planner sees a constant query when there is one. The matches are
+    -- ranked by their row address alone; only the page of winners is read back whole (a TID
+    -- scan each, in the same snapshot).
+    SELECT t AS hit, h.rank,
+           CASE WHEN docs_search.headline THEN pg_catalog.ts_headline(t.lang, t.body::pg_catalog.text, (SELECT pg_catalog.websearch_to_tsquery(docs_search.config, docs_search.query))) END
+      FROM (SELECT m.tableoid AS rel, m.ctid AS row_id,
+                   pg_catalog.ts_rank_cd(m.search, (SELECT pg_catalog.websearch_to_tsquery(docs_search.config, docs_search.query))) AS rank
+              FROM public.docs AS m
+             WHERE m.search OPERATOR(search.@@) pg_catalog.websearch_to_tsquery(docs_search.config, docs_search.query)
+               AND m.deleted_at IS NULL
              ORDER BY rank DESC, rel, row_id
              LIMIT docs_search."limit" OFFSET docs_search."offset") AS h
+      JOIN public.docs AS t ON t.ctid OPERATOR(pg_catalog.=) h.row_id AND t.tableoid OPERATOR(pg_catalog.=) h.rel
      ORDER BY h.rank DESC, h.rel, h.row_id;
 END;
 -- no-transaction
