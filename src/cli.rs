@@ -53,6 +53,9 @@ pub enum Command {
     /// Schema per tenant: create, list and drop tenant schemas.
     #[command(subcommand)]
     Tenant(Tenant),
+    /// Tables partitioned by the partition pattern.
+    #[command(subcommand)]
+    Partition(Partition),
 }
 
 /// Which migrations a new one joins.
@@ -285,6 +288,31 @@ pub enum Tenant {
         db: DbArgs,
         #[command(flatten)]
         lock: LockArgs,
+    },
+}
+
+/// Partitioned tables (`pgx new partition`).
+#[derive(Debug, Subcommand)]
+pub enum Partition {
+    /// Create the partitions of the current and the next `premake` periods, move rows out of
+    /// the default partition, build indexes created ON ONLY the parent on every partition
+    /// (CONCURRENTLY), and apply retention; one line per action. Idempotent, and safe to run
+    /// from cron on several hosts at once.
+    Maintain {
+        /// Tables to maintain (default: every table partitioned by the pattern).
+        #[arg(value_name = "TABLE")]
+        tables: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print what would be done, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the actions as JSON.
+        #[arg(long)]
+        json: bool,
+        /// How long each action may wait for a lock before it is tried again (up to 5 times).
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        lock_timeout: Duration,
     },
 }
 

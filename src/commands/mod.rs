@@ -7,6 +7,7 @@ mod dev;
 mod init;
 mod migrate;
 mod new;
+mod partition;
 mod patterns;
 mod tenant;
 
@@ -37,6 +38,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tenant(t) => {
             let project = Project::discover(dir)?;
             runtime()?.block_on(tenant::run(&project, t))
+        }
+        Command::Partition(p) => {
+            let project = Project::discover(dir)?;
+            runtime()?.block_on(partition::run(&project, p))
         }
     }
 }

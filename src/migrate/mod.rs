@@ -9,6 +9,7 @@ pub mod check;
 pub mod files;
 pub mod history;
 pub mod names;
+pub mod partition;
 pub mod plan;
 pub mod runner;
 pub mod tenants;

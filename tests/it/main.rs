@@ -10,6 +10,7 @@ mod cli;
 mod dev;
 mod hostile;
 mod migrate;
+mod partition;
 mod pattern_engine;
 mod readme;
 mod search;

@@ -30,6 +30,22 @@ fsync = off
 full_page_writes = off
 ";
 
+/// pg_cron, when its package is installed: it must be preloaded, and it runs each job in a
+/// background worker because the cluster has no TCP port for its default libpq connections.
+/// Its jobs live in the database `cron.database_name` names, by default `postgres`, the
+/// database pgx's commands use.
+const PG_CRON: &str = "shared_preload_libraries = 'pg_cron'
+cron.use_background_workers = on
+";
+
+/// Whether the server's library folder holds `library` (`<bindir>/../lib`, as Debian, RPM and
+/// source installs lay it out): preloading a missing library would stop the server starting.
+fn has_library(bin: &Binaries, library: &str) -> bool {
+    bin.dir
+        .parent()
+        .is_some_and(|prefix| prefix.join("lib").join(format!("{library}.so")).is_file())
+}
+
 /// How long a pgx process waits for another one that is creating or starting the cluster.
 const LOCK_WAIT: Duration = Duration::from_secs(300);
 
@@ -278,7 +294,8 @@ impl Cluster {
         fs::write(
             &conf,
             format!(
-                "# Written by pgx before every start of the dev cluster; override with ALTER SYSTEM.\n{SETTINGS}unix_socket_directories = {}\n",
+                "# Written by pgx before every start of the dev cluster; override with ALTER SYSTEM.\n{SETTINGS}{}unix_socket_directories = {}\n",
+                if has_library(bin, "pg_cron") { PG_CRON } else { "" },
                 conf_string(&list_element(&socket.to_string_lossy()))
             ),
         )
