@@ -288,3 +288,44 @@ fn soft_deleted_rows_are_never_found_and_the_index_covers_live_rows_only() {
     );
     p.pgx().db(&db).args(["check"]).ok();
 }
+
+#[test]
+fn with_the_partition_pattern_every_partition_is_indexed_and_searched() {
+    let db = TestDb::new();
+    let p = Project::new();
+    p.add(
+        "create events",
+        "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, created_at timestamptz NOT NULL DEFAULT now(),
+                              title text, PRIMARY KEY (id, created_at))",
+        "DROP TABLE events",
+    );
+    p.pgx()
+        .args(["new", "partition", "events", "--set", "column=created_at"])
+        .args(["--set", "interval=1 month", "--set", "premake=2"])
+        .ok();
+    new_search(&p, "events", &["columns=title"]);
+    p.pgx().db(&db).args(["check"]).ok();
+    p.pgx().db(&db).args(["migrate", "up"]).ok();
+    db.exec(
+        "INSERT INTO events (created_at, title) VALUES
+            (now(), 'quarterly meeting'), (now() + interval '1 month', 'meeting notes'),
+            (now() + interval '5 months', 'far meeting, in the default partition for now')",
+    );
+    // The maintenance creates partitions later (and moves rows out of the default one): they
+    // take the generated column and the index like the others.
+    p.pgx().db(&db).args(["partition", "maintain"]).ok();
+    let leaves_without_index = "SELECT count(*) FILTER (WHERE NOT EXISTS (
+            SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = t.relid AND a.attname = 'search' AND i.indisvalid)) || ' of ' || count(*)
+         FROM pg_partition_tree('events') t WHERE t.isleaf";
+    // This month and two ahead, the default partition, and the one made for the far row.
+    assert_eq!(db.scalar(leaves_without_index), Some("0 of 5".into()));
+    assert_eq!(
+        db.column("SELECT (hit).title FROM events_search('meetings') ORDER BY 1"),
+        [
+            "far meeting, in the default partition for now",
+            "meeting notes",
+            "quarterly meeting"
+        ]
+    );
+}
