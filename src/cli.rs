@@ -1,9 +1,28 @@
 //! Command-line interface: clap derive types only; `commands` does the work.
+//!
+//! Conventions, checked by `tests/it/help.rs`: every command and argument
+//! has a description; an option shared by several commands is declared once (the `*Args`
+//! structs) and so documented once; shared options come after a command's own ones, in the
+//! order of [`SHARED_OPTION_ORDER`]; durations carry units (`200ms`, `5s`, `2min`); `-V` exists
+//! on `pgx` only.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Shared options, in the order every command lists them (after its own options).
+pub const SHARED_OPTION_ORDER: &[&str] = &[
+    "scope",
+    "before",
+    "offline",
+    "dry-run",
+    "database-url",
+    "lock-timeout",
+    "json",
+    "verbose",
+    "yes",
+];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -11,10 +30,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Expert PostgreSQL patterns as reviewable, sqlx-compatible migrations",
     long_about = None,
-    propagate_version = true
+    after_help = "The project directory is the folder holding pgx.yaml; every path in pgx.yaml is relative to it."
 )]
 pub struct Cli {
-    /// Project directory (default: the nearest ancestor holding pgx.yaml, else the current one).
+    /// The project directory (default: the nearest folder holding pgx.yaml, from the current
+    /// one up).
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
@@ -24,23 +44,25 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create pgx.yaml, migrations/ and .gitattributes in DIR (default: the current directory).
+    /// Create a project: pgx.yaml, migrations/, .gitattributes and .gitignore entries.
     Init {
-        /// Where to create the project.
+        /// The project directory to create (default: --dir, else the current directory).
+        #[arg(value_name = "DIR")]
         path: Option<PathBuf>,
     },
-    /// Render a pattern into a new migration pair.
+    /// Render a pattern into new migrations, choosing unset parameters from the table when a
+    /// database is reachable.
     New(NewArgs),
-    /// Create a migration pair holding your own SQL (empty unless --up/--down give it).
+    /// Create a migration pair holding your own SQL (or a commented template to fill in).
     Add(AddArgs),
+    /// Bring an existing database under pgx: its schema, dumped, becomes the first migration,
+    /// recorded as applied there without running.
+    Baseline(BaselineArgs),
     /// List patterns, or document one.
     Patterns(PatternsArgs),
     /// Apply, revert and inspect migrations.
     #[command(subcommand)]
     Migrate(Migrate),
-    /// The project's own PostgreSQL cluster in .pgx/, used when no database URL is set.
-    #[command(subcommand)]
-    Dev(Dev),
     /// Prove, on a scratch database, that every migration applies from zero and that every
     /// down migration reverses its up.
     ///
@@ -50,12 +72,27 @@ pub enum Command {
     /// everything again comparing with the first time. Exits 1 naming the first migration at
     /// fault and the objects that differ.
     Check(CheckArgs),
+    /// The project's own PostgreSQL cluster in .pgx/, used when no database URL is set.
+    #[command(subcommand)]
+    Dev(Dev),
     /// Schema per tenant: create, list and drop tenant schemas.
     #[command(subcommand)]
     Tenant(Tenant),
     /// Tables partitioned by the partition pattern.
     #[command(subcommand)]
     Partition(Partition),
+    /// Print a shell completion script (e.g. `pgx completions bash > /etc/bash_completion.d/pgx`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print pgx's manual page, in roff (e.g. `pgx man > pgx.1; man ./pgx.1`).
+    Man {
+        /// Write one page per command (pgx.1, pgx-new.1, pgx-migrate-up.1, ...) into this
+        /// folder instead of printing pgx.1.
+        #[arg(long, value_name = "FOLDER")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// Which migrations a new one joins.
@@ -69,60 +106,154 @@ pub enum MigrationScope {
     Tenant,
 }
 
+/// Where new migration files go.
+#[derive(Debug, Clone, Args)]
+pub struct PlaceArgs {
+    /// Which migrations folder the files go to.
+    #[arg(long, value_enum, default_value_t)]
+    pub scope: MigrationScope,
+    /// Give the new migrations versions just below VERSION, so they sort before it (a
+    /// baseline, say) instead of after every existing one.
+    #[arg(long, value_name = "VERSION")]
+    pub before: Option<i64>,
+}
+
+/// Printing instead of doing.
+#[derive(Debug, Clone, Args)]
+pub struct DryRunArgs {
+    /// Print what would be written or run, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// JSON output.
+#[derive(Debug, Clone, Args)]
+pub struct JsonArgs {
+    /// Print JSON (for scripts) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Progress on stderr.
+#[derive(Debug, Clone, Args)]
+pub struct VerboseArgs {
+    /// Print each migration as it runs (to stderr).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Confirmation of a deletion.
+#[derive(Debug, Clone, Args)]
+pub struct YesArgs {
+    /// Confirm the deletion; without it, nothing is deleted.
+    #[arg(long)]
+    pub yes: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// The pattern (see `pgx patterns`).
     pub pattern: String,
-    /// The table the pattern applies to.
+    /// The table the pattern applies to, as `table` or `schema.table` (double-quote a name
+    /// holding a dot).
+    #[arg(value_name = "TABLE")]
     pub table: Option<String>,
-    /// Schema of the table (default: `schema` in pgx.yaml, else public).
+    /// Schema of the table (default: the one in TABLE, else `schema` in pgx.yaml, else public).
     #[arg(long)]
     pub schema: Option<String>,
-    /// A parameter, as KEY=VALUE; repeat for several.
+    /// A parameter, as KEY=VALUE; repeat for several (see `pgx patterns show PATTERN`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// Description for the file name (default: <pattern>_<table>).
     #[arg(long, value_name = "DESC")]
     pub name: Option<String>,
-    /// Print both files instead of writing them.
+    #[command(flatten)]
+    pub place: PlaceArgs,
+    /// Render without looking at the database: parameters you do not set take their defaults.
     #[arg(long)]
-    pub dry_run: bool,
-    /// Which migrations folder the pair goes to.
-    #[arg(long, value_enum, default_value_t)]
-    pub scope: MigrationScope,
+    pub offline: bool,
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
     /// What the migration does; becomes the file name's description.
     pub description: String,
-    /// SQL for the up file.
-    #[arg(long, value_name = "SQL")]
+    /// SQL for the up file (may start with `--`).
+    #[arg(
+        long,
+        value_name = "SQL",
+        allow_hyphen_values = true,
+        conflicts_with = "up_file"
+    )]
     pub up: Option<String>,
-    /// SQL for the down file.
-    #[arg(long, value_name = "SQL")]
+    /// SQL for the down file (may start with `--`).
+    #[arg(
+        long,
+        value_name = "SQL",
+        allow_hyphen_values = true,
+        conflicts_with = "down_file"
+    )]
     pub down: Option<String>,
+    /// Read the up file's SQL from FILE (`-` reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub up_file: Option<PathBuf>,
+    /// Read the down file's SQL from FILE (`-` reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub down_file: Option<PathBuf>,
     /// Mark both files `-- no-transaction` (for CREATE INDEX CONCURRENTLY and the like).
     #[arg(long)]
     pub no_transaction: bool,
-    /// Which migrations folder the pair goes to.
-    #[arg(long, value_enum, default_value_t)]
-    pub scope: MigrationScope,
+    #[command(flatten)]
+    pub place: PlaceArgs,
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Description for the file name.
+    #[arg(long, value_name = "DESC", default_value = "baseline")]
+    pub name: String,
+    /// Dump only this schema (repeat for several; default: every schema but the system ones).
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
+    /// Write a down migration that drops everything the dump created, instead of one that
+    /// refuses to run.
+    #[arg(long)]
+    pub reversible: bool,
+    /// Leave GRANT and REVOKE statements out of the dump (roles are cluster-wide: those it
+    /// grants to must exist wherever the baseline is applied, `pgx check` included).
+    #[arg(long)]
+    pub no_privileges: bool,
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PatternsArgs {
     #[command(subcommand)]
     pub command: Option<PatternsCommand>,
-    /// Print JSON.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PatternsCommand {
     /// Parameters, defaults and an example rendering of one pattern.
-    Show { name: String },
+    Show {
+        /// The pattern (see `pgx patterns`).
+        name: String,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
 }
 
 /// Where the database is.
@@ -137,9 +268,9 @@ pub struct DbArgs {
 /// How long to wait for another migrator.
 #[derive(Debug, Clone, Args)]
 pub struct LockArgs {
-    /// Give up when another migrator holds the lock this long (e.g. 500ms, 30s, 5m; 0 waits
-    /// forever).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    /// Give up when another migrator holds the migration lock this long (e.g. 500ms, 30s,
+    /// 5min; 0 waits forever).
+    #[arg(long, value_name = "DURATION", default_value = "5min", value_parser = parse_duration)]
     pub lock_timeout: Duration,
 }
 
@@ -147,22 +278,12 @@ pub struct LockArgs {
 pub enum Migrate {
     /// Apply pending migrations.
     Up {
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        lock: LockArgs,
         /// Apply up to and including this version.
         #[arg(long, value_name = "VERSION")]
         target: Option<i64>,
-        /// Print the SQL that would run, in order, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
         /// Do not fail when an applied migration's file is gone.
         #[arg(long)]
         ignore_missing: bool,
-        /// Print each migration as it is applied (to stderr).
-        #[arg(short, long)]
-        verbose: bool,
         /// Apply the tenant migrations inside every tenant schema instead; stops at the first
         /// schema that fails.
         #[arg(long)]
@@ -171,33 +292,38 @@ pub enum Migrate {
         #[arg(long, value_name = "N", default_value_t = 1, requires = "tenants",
               value_parser = clap::value_parser!(u16).range(1..))]
         jobs: u16,
-    },
-    /// Revert applied migrations (default: the latest one).
-    Down {
+        #[command(flatten)]
+        dry_run: DryRunArgs,
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
+    },
+    /// Revert applied migrations (default: the latest one).
+    Down {
         /// How many migrations to revert.
         #[arg(long, value_name = "N", conflicts_with = "target")]
         steps: Option<usize>,
         /// Revert every migration newer than this version (0 reverts all).
         #[arg(long, value_name = "VERSION")]
         target: Option<i64>,
-        /// Print the SQL that would run, in order, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print each migration as it is reverted (to stderr).
-        #[arg(short, long)]
-        verbose: bool,
+        #[command(flatten)]
+        dry_run: DryRunArgs,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
     },
     /// Version, description, time applied and state of every migration.
     Status {
         #[command(flatten)]
         db: DbArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonArgs,
     },
     /// Revert the latest migration and apply it again.
     Redo {
@@ -217,15 +343,18 @@ pub enum Dev {
     Stop,
     /// Whether the cluster exists and runs, where it keeps its data, and its URL.
     Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonArgs,
     },
     /// Print the cluster's database URL (starting the cluster if needed).
     Url,
-    /// Run psql on the cluster's database (starting the cluster if needed); extra arguments go
-    /// to psql.
+    /// Run psql on the cluster's database (starting the cluster if needed).
     Psql {
+        /// Connect as this role instead of the superuser, creating it (LOGIN NOSUPERUSER
+        /// NOBYPASSRLS) if needed: row-level security applies to it.
+        #[arg(long, value_name = "NAME")]
+        role: Option<String>,
+        /// Arguments passed on to psql (e.g. -c 'SELECT 1').
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
@@ -236,9 +365,22 @@ pub enum Dev {
     /// Stop the cluster and delete it with all its databases; the next command that needs a
     /// database creates a fresh one.
     Reset {
-        /// Confirm that every database of the dev cluster may be deleted.
-        #[arg(long)]
-        yes: bool,
+        #[command(flatten)]
+        yes: YesArgs,
+    },
+    /// Every pgx dev cluster on this machine: its project, size, and whether it runs.
+    List {
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// Stop and delete the dev clusters whose project folder is gone.
+    Prune {
+        /// Only the clusters of these (deleted) project folders (default: every one whose project
+        /// is gone).
+        #[arg(value_name = "PROJECT")]
+        projects: Vec<PathBuf>,
+        #[command(flatten)]
+        dry_run: DryRunArgs,
     },
 }
 
@@ -247,9 +389,8 @@ pub struct CheckArgs {
     // The scratch database is made on this URL's server; the database it names is untouched.
     #[command(flatten)]
     pub db: DbArgs,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// Schema-per-tenant commands. A tenant schema is `<tenant_schema_prefix><name>` and holds its
@@ -265,29 +406,26 @@ pub enum Tenant {
         db: DbArgs,
         #[command(flatten)]
         lock: LockArgs,
-        /// Print each migration as it is applied (to stderr).
-        #[arg(short, long)]
-        verbose: bool,
+        #[command(flatten)]
+        verbose: VerboseArgs,
     },
     /// Every tenant schema with its migration state.
     List {
         #[command(flatten)]
         db: DbArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonArgs,
     },
     /// Drop a tenant's schema and everything in it.
     Drop {
         /// The tenant name.
         name: String,
-        /// Confirm: the schema and all its data are dropped.
-        #[arg(long)]
-        yes: bool,
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        yes: YesArgs,
     },
 }
 
@@ -302,36 +440,22 @@ pub enum Partition {
         /// Tables to maintain (default: every table partitioned by the pattern).
         #[arg(value_name = "TABLE")]
         tables: Vec<String>,
+        /// How long each action may wait for a table lock before it is tried again (up to 5
+        /// times).
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        lock_attempt_timeout: Duration,
+        #[command(flatten)]
+        dry_run: DryRunArgs,
         #[command(flatten)]
         db: DbArgs,
-        /// Print what would be done, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the actions as JSON.
-        #[arg(long)]
-        json: bool,
-        /// How long each action may wait for a lock before it is tried again (up to 5 times).
-        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-        lock_timeout: Duration,
+        #[command(flatten)]
+        json: JsonArgs,
     },
 }
 
-/// `250ms`, `30s`, `5m`, `1h`, or plain seconds.
+/// A duration with its unit: `250ms`, `30s`, `5min` (or `5m`), `1h`; `0` alone.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("expected a duration such as 30s or 5m, got {text:?}"))?;
-    let ms = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
-    };
-    Ok(Duration::from_millis(n.saturating_mul(ms)))
+    crate::duration::parse(text).map(|d| d.duration)
 }
 
 #[cfg(test)]
@@ -345,10 +469,11 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
+    fn durations_need_units() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5min"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("30").unwrap_err().contains("unit"));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 weeks").is_err());
     }

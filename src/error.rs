@@ -96,11 +96,17 @@ pub enum Error {
     #[error("no database URL: pass --database-url, or set {env} in the environment or in .env")]
     NoDatabaseUrl { env: String },
 
-    #[error("invalid database URL: {reason}")]
-    DatabaseUrl { reason: String },
+    /// `origin` is ` (URL from ...)`, or empty.
+    #[error("invalid database URL{origin}: {reason}")]
+    DatabaseUrl { reason: String, origin: String },
 
-    #[error("cannot connect to PostgreSQL at {target}: {reason}")]
-    Connect { target: String, reason: String },
+    /// `origin` is ` (URL from ...)`, or empty.
+    #[error("cannot connect to PostgreSQL at {target}{origin}: {reason}")]
+    Connect {
+        target: String,
+        reason: String,
+        origin: String,
+    },
 
     /// A statement of a migration file failed. `location` is `path:line`.
     #[error("{location}: {message} (migration {version} {action}; {outcome})")]
@@ -117,13 +123,15 @@ pub enum Error {
     )]
     Modified { version: i64, file: String },
 
+    /// `fix` says how to go on, and names only flags the command takes.
     #[error(
-        "migration {version} ({description}) is recorded as applied but has no file in {dir}; restore the file or pass --ignore-missing"
+        "migration {version} ({description}) is recorded as applied but has no file in {dir}; {fix}"
     )]
     Missing {
         version: i64,
         description: String,
         dir: String,
+        fix: &'static str,
     },
 
     #[error(
@@ -196,6 +204,21 @@ pub enum Error {
 
     #[error("{0}")]
     Config(String),
+
+    /// Commands that write or migrate need a project; outside one they change nothing.
+    #[error("{}", not_a_project(dir.as_deref()))]
+    NotAProject { dir: Option<PathBuf> },
+}
+
+fn not_a_project(dir: Option<&std::path::Path>) -> String {
+    match dir {
+        None => "not a pgx project (no pgx.yaml here or above); run pgx init".to_string(),
+        Some(d) => format!(
+            "not a pgx project: {} has no pgx.yaml; run pgx init {}",
+            d.display(),
+            d.display()
+        ),
+    }
 }
 
 fn did_you_mean(suggestion: Option<&str>) -> String {
@@ -238,8 +261,48 @@ pub fn describe_db_error(err: &sqlx::Error) -> String {
             }
             out
         }
-        other => one_line(&other.to_string()),
+        sqlx::Error::Protocol(text) => format!(
+            "the server did not answer like PostgreSQL ({}); is this a PostgreSQL server's port?",
+            without_source_locations(&one_line(text))
+        ),
+        other => without_source_locations(&one_line(&other.to_string())),
     }
+}
+
+/// Removes the ` (sqlx_postgres::connection::tls:95)` sqlx appends to some messages: where in
+/// its source an error was raised means nothing to a user.
+pub fn without_source_locations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find(" (") {
+        let after = &rest[open + 2..];
+        let location = after
+            .find(')')
+            .map(|close| &after[..close])
+            .filter(|inner| {
+                inner.rsplit_once(':').is_some_and(|(path, line)| {
+                    path.contains("::")
+                        && !line.is_empty()
+                        && line.bytes().all(|b| b.is_ascii_digit())
+                        && path.split("::").all(|seg| {
+                            !seg.is_empty()
+                                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        })
+                })
+            });
+        match location {
+            Some(loc) => {
+                out.push_str(&rest[..open]);
+                rest = &after[loc.len() + 1..];
+            }
+            None => {
+                out.push_str(&rest[..open + 2]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Folds a multi-line server message into one line.
@@ -255,4 +318,21 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_source_locations_are_removed() {
+        assert_eq!(
+            without_source_locations(
+                "unexpected response from SSLRequest: 0x48 (sqlx_postgres::connection::tls:95)"
+            ),
+            "unexpected response from SSLRequest: 0x48"
+        );
+        let kept = "role \"a\" (SQLSTATE 28000) (see a:b) (x::y:z)";
+        assert_eq!(without_source_locations(kept), kept);
+    }
 }

@@ -7,13 +7,15 @@
 //! - `pattern` (catalog, specs, parameters, rendering) and `db` (finding and connecting to the
 //!   database, the dev cluster, catalog snapshots), which do not use each other;
 //! - `project` (the project folder and `pgx.yaml`);
-//! - `sql` (quoting, splitting), `yaml` (located YAML errors) and `error`.
+//! - `sql` (quoting, splitting), `yaml` (located YAML errors), `duration` (durations with
+//!   units) and `error`.
 //!
 //! See ARCHITECTURE.md for the data flow of `pgx new` and `pgx migrate up`.
 
 pub mod cli;
 pub mod commands;
 pub mod db;
+pub mod duration;
 pub mod error;
 pub mod migrate;
 pub mod output;

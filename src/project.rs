@@ -75,29 +75,55 @@ impl Config {
     }
 }
 
-/// A project: the folder holding `pgx.yaml` (or, without one, the folder pgx was pointed at,
-/// with default settings, so plain sqlx projects work too).
+/// A project: the folder holding `pgx.yaml`.
 #[derive(Debug, Clone)]
 pub struct Project {
     pub root: PathBuf,
     pub config: Config,
+    /// False only for [`Project::builtin_only`]: no folder, built-in patterns and defaults.
     pub has_config_file: bool,
 }
 
 impl Project {
-    /// Finds the project: `dir` if given, else the nearest ancestor of the current directory
-    /// holding `pgx.yaml`, else the current directory.
+    /// Finds the project: `dir` if given (it must hold `pgx.yaml`), else the nearest ancestor of
+    /// the current directory holding `pgx.yaml`. Outside any project this is an error, so no
+    /// command creates `migrations/` or a dev cluster in a folder the user did not mean.
     pub fn discover(dir: Option<&Path>) -> Result<Project> {
         let cwd = std::env::current_dir().map_err(|e| Error::io("read", ".", e))?;
-        let root = match dir {
-            Some(d) => cwd.join(d),
-            None => cwd
-                .ancestors()
-                .find(|a| a.join(CONFIG_FILE).is_file())
-                .unwrap_or(&cwd)
-                .to_path_buf(),
-        };
-        Project::open(&root)
+        match dir {
+            Some(d) => {
+                let root = cwd.join(d);
+                if !root.join(CONFIG_FILE).is_file() {
+                    return Err(Error::NotAProject {
+                        dir: Some(d.to_path_buf()),
+                    });
+                }
+                Project::open(&root)
+            }
+            None => match cwd.ancestors().find(|a| a.join(CONFIG_FILE).is_file()) {
+                Some(root) => Project::open(root),
+                None => Err(Error::NotAProject { dir: None }),
+            },
+        }
+    }
+
+    /// [`Project::discover`], or, outside any project, the built-in patterns with default
+    /// settings (for commands that only read, such as `pgx patterns`).
+    pub fn discover_or_builtin(dir: Option<&Path>) -> Result<Project> {
+        match Project::discover(dir) {
+            Err(Error::NotAProject { dir: None }) => Ok(Project::builtin_only()),
+            other => other,
+        }
+    }
+
+    /// No project: default settings, and folders that do not exist (`/nonexistent`), so only
+    /// built-in patterns are found.
+    pub fn builtin_only() -> Project {
+        Project {
+            root: PathBuf::from("/nonexistent/pgx-no-project"),
+            config: Config::default(),
+            has_config_file: false,
+        }
     }
 
     pub fn open(root: &Path) -> Result<Project> {
@@ -145,6 +171,11 @@ impl Project {
         self.path(&self.config.templates)
     }
 
+    /// The project's `.env` file, as the user would name it.
+    pub fn dotenv_path(&self) -> PathBuf {
+        self.path(Path::new(".env"))
+    }
+
     /// `.env` entries of the project, without touching the process environment.
     pub fn dotenv(&self) -> BTreeMap<String, String> {
         let path = self.root.join(".env");
@@ -155,15 +186,55 @@ impl Project {
     }
 }
 
-/// Paths are shown relative to the current directory when they are under it: error messages
-/// then name `migrations/..._x.up.sql` rather than a long absolute path.
+/// Paths are shown relative to the current directory when the project is around it: error
+/// messages then name `migrations/..._x.up.sql` rather than a long absolute path, and a command
+/// run from inside `migrations/` still finds every file (`.`, `../patterns`).
 fn display_path(root: &Path, p: impl AsRef<Path>) -> PathBuf {
     let full = root.join(p);
     match std::env::current_dir() {
-        Ok(cwd) => full
-            .strip_prefix(&cwd)
-            .map(Path::to_path_buf)
-            .unwrap_or(full),
+        Ok(cwd) => relative_to(&full, &cwd).unwrap_or(full),
         Err(_) => full,
+    }
+}
+
+/// `path` relative to `base`, when `path` lies under `base` or under an ancestor of `base` at
+/// most a few levels up (otherwise the absolute path reads better).
+fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
+    const MAX_UP: usize = 3;
+    for (up, ancestor) in base.ancestors().enumerate().take(MAX_UP + 1) {
+        if let Ok(rest) = path.strip_prefix(ancestor) {
+            // Relative to `/` is no shorter than absolute.
+            ancestor.parent()?;
+            let mut out: PathBuf = std::iter::repeat_n("..", up).collect();
+            out.push(rest);
+            if out.as_os_str().is_empty() {
+                out.push(".");
+            }
+            return Some(out);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_relative_to_the_current_directory_and_never_empty() {
+        let rel = |p: &str, b: &str| relative_to(Path::new(p), Path::new(b));
+        assert_eq!(rel("/p/migrations", "/p"), Some("migrations".into()));
+        assert_eq!(rel("/p/migrations", "/p/migrations"), Some(".".into()));
+        assert_eq!(
+            rel("/p/patterns", "/p/migrations"),
+            Some("../patterns".into())
+        );
+        assert_eq!(
+            rel("/p/migrations/x.sql", "/p/migrations"),
+            Some("x.sql".into())
+        );
+        assert_eq!(rel("/p", "/p/a/b"), Some("../..".into()));
+        assert_eq!(rel("/other/m", "/p/a"), None, "no path through the root");
+        assert_eq!(rel("/p/m", "/p/a/b/c/d/e"), None, "too far up");
     }
 }

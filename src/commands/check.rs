@@ -84,7 +84,7 @@ pub async fn run(project: &Project, args: &CheckArgs) -> Result<()> {
         super::database_url(project, &args.db)
     })
     .await?;
-    if args.json {
+    if args.json.json {
         output::json(&report)?;
     } else {
         output::out(&human(&report))?;

@@ -37,7 +37,8 @@ pub async fn run(project: &Project, command: Migrate) -> Result<()> {
             ignore_missing: *ignore_missing,
             jobs: usize::from(*jobs),
         };
-        return super::tenant::migrate_up(project, db, &options, *dry_run, *verbose).await;
+        return super::tenant::migrate_up(project, db, &options, dry_run.dry_run, verbose.verbose)
+            .await;
     }
     let dir = project.migrations_dir();
     let migrations = files::scan(&dir)?;
@@ -60,7 +61,7 @@ pub async fn run(project: &Project, command: Migrate) -> Result<()> {
         match command {
             Migrate::Up {
                 target,
-                dry_run: true,
+                dry_run: crate::cli::DryRunArgs { dry_run: true },
                 ignore_missing,
                 ..
             } => output::out(
@@ -75,7 +76,7 @@ pub async fn run(project: &Project, command: Migrate) -> Result<()> {
                 ..
             } => {
                 let outcome = runner.up(&migrations, &dir, target, ignore_missing).await?;
-                report(verbose, "applied", &outcome);
+                report(verbose.verbose, "applied", &outcome);
                 Ok(())
             }
             Migrate::Down {
@@ -89,18 +90,18 @@ pub async fn run(project: &Project, command: Migrate) -> Result<()> {
                     Some(t) => Down::Target(t),
                     None => Down::Steps(steps.unwrap_or(1)),
                 };
-                if dry_run {
+                if dry_run.dry_run {
                     output::out(&runner.down_script(&migrations, &dir, how).await?)
                 } else {
                     let outcome = runner.down(&migrations, &dir, how).await?;
-                    report(verbose, "reverted", &outcome);
+                    report(verbose.verbose, "reverted", &outcome);
                     Ok(())
                 }
             }
             Migrate::Redo { .. } => runner.redo(&migrations, &dir).await.map(|_| ()),
             Migrate::Status { json, .. } => {
                 let entries = runner.status(&migrations).await?;
-                if json {
+                if json.json {
                     output::json(&json!({ "migrations": entries }))
                 } else {
                     output::out(&status_table(&entries))

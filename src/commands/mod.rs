@@ -2,8 +2,11 @@
 //! prints the result through `output`. Nothing else imports from here.
 
 mod add;
+mod baseline;
 mod check;
 mod dev;
+mod help;
+mod infer;
 mod init;
 mod migrate;
 mod new;
@@ -13,7 +16,7 @@ mod tenant;
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, DbArgs, MigrationScope};
+use crate::cli::{Cli, Command, DbArgs, Dev, MigrationScope};
 use crate::db::{self, Located, url::DbUrl};
 use crate::error::{Error, Result};
 use crate::output;
@@ -25,11 +28,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init { path } => init::run(path.as_deref().or(dir)),
         Command::New(args) => new::run(&Project::discover(dir)?, &args),
         Command::Add(args) => add::run(&Project::discover(dir)?, &args),
-        Command::Patterns(args) => patterns::run(&Project::discover(dir)?, &args),
+        Command::Baseline(args) => {
+            let project = Project::discover(dir)?;
+            runtime()?.block_on(baseline::run(&project, &args))
+        }
+        Command::Patterns(args) => patterns::run(&Project::discover_or_builtin(dir)?, &args),
         Command::Migrate(m) => {
             let project = Project::discover(dir)?;
             runtime()?.block_on(migrate::run(&project, m))
         }
+        // Machine-wide: no project needed.
+        Command::Dev(d @ (Dev::List { .. } | Dev::Prune { .. })) => dev::run_machine(&d),
         Command::Dev(d) => dev::run(&Project::discover(dir)?, &d),
         Command::Check(args) => {
             let project = Project::discover(dir)?;
@@ -43,6 +52,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let project = Project::discover(dir)?;
             runtime()?.block_on(partition::run(&project, p))
         }
+        Command::Completions { shell } => help::completions(shell),
+        Command::Man { out_dir } => help::man(out_dir.as_deref()),
     }
 }
 
@@ -76,5 +87,13 @@ fn migrations_dir(project: &Project, scope: MigrationScope) -> PathBuf {
     match scope {
         MigrationScope::Database => project.migrations_dir(),
         MigrationScope::Tenant => project.tenant_migrations_dir(),
+    }
+}
+
+/// Where `--before` puts new migrations.
+fn place(args: &crate::cli::PlaceArgs) -> crate::migrate::files::Place {
+    match args.before {
+        Some(v) => crate::migrate::files::Place::Before(v),
+        None => crate::migrate::files::Place::Last,
     }
 }

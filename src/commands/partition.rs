@@ -18,8 +18,9 @@ pub async fn run(project: &Project, command: cli::Partition) -> Result<()> {
         db,
         dry_run,
         json,
-        lock_timeout,
+        lock_attempt_timeout: lock_timeout,
     } = command;
+    let (dry_run, json) = (dry_run.dry_run, json.json);
     // The schema the project's partition_install migration chose.
     let installed = infra::installed("partition", &files::up_files(&project.migrations_dir())?);
     let schema = installed

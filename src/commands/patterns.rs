@@ -22,7 +22,7 @@ fn origin_json(origin: &Origin) -> serde_json::Value {
 pub fn run(project: &Project, args: &PatternsArgs) -> Result<()> {
     let catalog = Catalog::load(&Sources::of(project))?;
     match &args.command {
-        None if args.json => output::json(&json!(
+        None if args.json.json => output::json(&json!(
             catalog
                 .patterns()
                 .map(|p| json!({ "name": p.name, "origin": origin_json(&p.origin), "summary": p.summary }))
@@ -35,7 +35,12 @@ pub fn run(project: &Project, args: &PatternsArgs) -> Result<()> {
                 .collect();
             output::out(&output::table(&["PATTERN", "ORIGIN", "SUMMARY"], &rows))
         }
-        Some(PatternsCommand::Show { name }) => show_pattern(project, &catalog, catalog.get(name)?, args.json),
+        Some(PatternsCommand::Show { name, json }) => show_pattern(
+            project,
+            &catalog,
+            catalog.get(name)?,
+            args.json.json || json.json,
+        ),
     }
 }
 
@@ -80,6 +85,7 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
                 "expected": param.expected(),
                 "default": param.default,
                 "required": param.required,
+                "inferred": param.infer.is_some(),
                 "doc": param.doc,
             })).collect::<Vec<_>>(),
             "example": rendered.as_ref().map(|r| json!({
@@ -103,11 +109,18 @@ fn show_pattern(project: &Project, catalog: &Catalog, p: &Pattern, as_json: bool
         text.push_str("  (none)\n");
     }
     for param in &p.parameters {
-        let default = match (&param.default, param.required) {
+        // An empty default (an empty list) reads as "optional": `default: ` with nothing
+        // after it looks like a bug.
+        let mut default = match (&param.default, param.required) {
             (_, true) => "required".to_string(),
-            (Some(d), _) => format!("default: {}", params::to_text(d)),
-            (None, false) => "optional".to_string(),
+            (Some(d), _) if !params::to_text(d).is_empty() => {
+                format!("default: {}", params::to_text(d))
+            }
+            (_, false) => "optional".to_string(),
         };
+        if param.infer.is_some() {
+            default.push_str("; inferred from the table when a database is reachable");
+        }
         text.push_str(&format!(
             "  {:<20} {}; {default}\n",
             param.name,

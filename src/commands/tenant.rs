@@ -47,14 +47,21 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
                 dir: &dir,
                 migrations: &migrations,
             };
-            tenants::add(&url, &schemas, set, lock.lock_timeout, &reporter(verbose)).await
+            tenants::add(
+                &url,
+                &schemas,
+                set,
+                lock.lock_timeout,
+                &reporter(verbose.verbose),
+            )
+            .await
         }
         cli::Tenant::List { db, json } => {
             tenants::check_prefix(prefix)?;
             let (_, migrations) = tenant_migrations(project)?;
             let url = super::database_url(project, &db)?;
             let listed = tenants::list(&url, prefix, &migrations).await?;
-            if json {
+            if json.json {
                 return output::json(&json!({ "tenants": listed }));
             }
             if listed.is_empty() {
@@ -83,7 +90,7 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
             yes,
             db,
             lock,
-        } => drop(project, &name, yes, &db, lock.lock_timeout).await,
+        } => drop(project, &name, yes.yes, &db, lock.lock_timeout).await,
     }
 }
 

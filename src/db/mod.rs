@@ -4,6 +4,8 @@
 //! Uses `project`, `sql` and `error`; never `pattern`, `migrate` or `commands`.
 
 pub mod dev;
+pub mod dump;
+pub mod inspect;
 pub mod snapshot;
 pub mod url;
 
@@ -15,7 +17,7 @@ use sqlx::{ConnectOptions, Connection, Executor};
 
 use self::dev::{Cluster, Started};
 use self::url::DbUrl;
-use crate::error::{Error, Result, describe_db_error, one_line};
+use crate::error::{Error, Result, describe_db_error};
 use crate::project::Project;
 
 /// Where a command's database is.
@@ -66,8 +68,10 @@ pub fn locate(project: &Project, flag: Option<&str>) -> Result<Located> {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn options(url: &DbUrl) -> Result<PgConnectOptions> {
+    url.check()?;
     let opts = PgConnectOptions::from_str(url.expose()).map_err(|e| Error::DatabaseUrl {
-        reason: url.scrub(&one_line(&e.to_string())),
+        reason: url.scrub(&describe_db_error(&e).replace("error with configuration: ", "")),
+        origin: url.from_where(),
     })?;
     Ok(if opts.get_application_name().is_none() {
         opts.application_name("pgx")
@@ -97,6 +101,7 @@ pub async fn connect(url: &DbUrl) -> Result<PgConnection> {
     let fail = |reason: String| Error::Connect {
         target: target.clone(),
         reason: url.scrub(&reason),
+        origin: url.from_where(),
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
         Ok(Ok(conn)) => Ok(conn),

@@ -1,26 +1,60 @@
 //! Database URLs: where the URL comes from, and a type that never shows its password.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::project::Project;
+
+/// Where a database URL came from, so every error about it can say which setting to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlSource {
+    /// `--database-url`.
+    Flag,
+    /// An environment variable.
+    Environment(String),
+    /// An entry of the project's `.env` file.
+    DotEnv { name: String, file: PathBuf },
+    /// The project's dev cluster.
+    DevCluster,
+    /// Made by pgx or a caller from another URL (a test harness, say); nothing to name.
+    Given,
+}
+
+impl fmt::Display for UrlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlSource::Flag => f.write_str("--database-url"),
+            UrlSource::Environment(name) => write!(f, "{name} in the environment"),
+            UrlSource::DotEnv { name, file } => write!(f, "{name} in {}", file.display()),
+            UrlSource::DevCluster => f.write_str("the dev cluster"),
+            UrlSource::Given => f.write_str("the caller"),
+        }
+    }
+}
 
 /// The database URL, by precedence: `--database-url`, `DATABASE_URL` in the environment,
 /// `DATABASE_URL` in `.env`, then the variable `pgx.yaml` names (environment, then `.env`).
 pub fn configured(project: &Project, flag: Option<&str>) -> Option<DbUrl> {
     if let Some(url) = flag {
-        return Some(DbUrl::new(url));
+        return Some(DbUrl::from_source(url, UrlSource::Flag));
     }
     let dotenv = project.dotenv();
     let lookup = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .or_else(|| dotenv.get(name).cloned())
-            .filter(|v| !v.is_empty())
+        if let Some(v) = std::env::var(name).ok().filter(|v| !v.is_empty()) {
+            return Some(DbUrl::from_source(v, UrlSource::Environment(name.into())));
+        }
+        dotenv.get(name).filter(|v| !v.is_empty()).map(|v| {
+            DbUrl::from_source(
+                v.clone(),
+                UrlSource::DotEnv {
+                    name: name.into(),
+                    file: project.dotenv_path(),
+                },
+            )
+        })
     };
-    lookup("DATABASE_URL")
-        .or_else(|| lookup(&project.config.database_url_env))
-        .map(DbUrl::new)
+    lookup("DATABASE_URL").or_else(|| lookup(&project.config.database_url_env))
 }
 
 /// [`configured`], or an error saying where pgx looked.
@@ -38,16 +72,54 @@ pub fn require(project: &Project, flag: Option<&str>) -> Result<DbUrl> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct DbUrl {
     raw: String,
+    source: UrlSource,
 }
 
 impl DbUrl {
     pub fn new(raw: impl Into<String>) -> Self {
-        DbUrl { raw: raw.into() }
+        DbUrl::from_source(raw, UrlSource::Given)
+    }
+
+    pub fn from_source(raw: impl Into<String>, source: UrlSource) -> Self {
+        DbUrl {
+            raw: raw.into(),
+            source,
+        }
+    }
+
+    /// Where the URL came from.
+    pub fn source(&self) -> &UrlSource {
+        &self.source
+    }
+
+    /// ` (URL from <source>)` for error messages; empty when there is nothing to name.
+    pub fn from_where(&self) -> String {
+        match self.source {
+            UrlSource::Given => String::new(),
+            ref s => format!(" (URL from {s})"),
+        }
     }
 
     /// The full URL, password included: only for handing to the driver.
     pub fn expose(&self) -> &str {
         &self.raw
+    }
+
+    /// Checks the URL's shape and says in words what is wrong, without showing it (it may hold
+    /// a password).
+    pub fn check(&self) -> Result<()> {
+        let fail = |reason: String| Error::DatabaseUrl {
+            reason,
+            origin: self.from_where(),
+        };
+        let url = url::Url::parse(&self.raw).map_err(|e| fail(describe_parse_error(e)))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(fail(format!(
+                "it starts with `{}:` instead of postgres:// (e.g. postgres://USER@HOST:5432/DATABASE)",
+                url.scheme()
+            )));
+        }
+        Ok(())
     }
 
     /// The password, if the URL carries one (in the user-info part or as `?password=`).
@@ -66,7 +138,8 @@ impl DbUrl {
     /// The same URL with the database name replaced.
     pub fn with_database(&self, db: &str) -> Result<DbUrl> {
         let mut url = url::Url::parse(&self.raw).map_err(|e| Error::DatabaseUrl {
-            reason: e.to_string(),
+            reason: describe_parse_error(e),
+            origin: self.from_where(),
         })?;
         url.set_path(&format!("/{}", percent_encode(db)));
         let pairs: Vec<(String, String)> = url
@@ -79,7 +152,22 @@ impl DbUrl {
         } else {
             url.query_pairs_mut().clear().extend_pairs(pairs);
         }
-        Ok(DbUrl::new(url.to_string()))
+        Ok(DbUrl::from_source(url.to_string(), self.source.clone()))
+    }
+
+    /// The same URL with the user replaced (and no password).
+    pub fn with_user(&self, user: &str) -> Result<DbUrl> {
+        let mut url = url::Url::parse(&self.raw).map_err(|e| Error::DatabaseUrl {
+            reason: describe_parse_error(e),
+            origin: self.from_where(),
+        })?;
+        let _ = url.set_password(None);
+        url.set_username(&percent_encode(user))
+            .map_err(|()| Error::DatabaseUrl {
+                reason: "it cannot carry a user name".into(),
+                origin: self.from_where(),
+            })?;
+        Ok(DbUrl::from_source(url.to_string(), self.source.clone()))
     }
 
     /// Removes every occurrence of the password from `text` (a driver message, say).
@@ -88,6 +176,24 @@ impl DbUrl {
             Some(p) if p.len() >= 2 => text.replace(&p, "***"),
             _ => text.to_string(),
         }
+    }
+}
+
+/// What is wrong with a URL that does not parse, in words.
+fn describe_parse_error(e: url::ParseError) -> String {
+    use url::ParseError as P;
+    match e {
+        P::RelativeUrlWithoutBase => {
+            "it is not a URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE".into()
+        }
+        P::InvalidPort => "the port is not a number between 0 and 65535".into(),
+        P::EmptyHost => "the host is empty".into(),
+        P::InvalidIpv6Address => {
+            "the host is not a valid IPv6 address (write it in brackets: [::1])".into()
+        }
+        P::InvalidIpv4Address => "the host is not a valid IPv4 address".into(),
+        P::InvalidDomainCharacter | P::IdnaError => "the host name has invalid characters".into(),
+        other => format!("it does not parse as a URL ({other})"),
     }
 }
 
@@ -178,6 +284,29 @@ mod tests {
             DbUrl::new("not a url :pw@").to_string(),
             "<unparsable database URL>"
         );
+    }
+
+    #[test]
+    fn bad_urls_are_described_in_words_naming_their_source() {
+        let e = |raw: &str| {
+            DbUrl::from_source(raw, UrlSource::Environment("DATABASE_URL".into()))
+                .check()
+                .unwrap_err()
+                .to_string()
+        };
+        let garbage = e("localhost/db password=hunter2");
+        assert!(garbage.contains("it is not a URL"), "{garbage}");
+        assert!(
+            garbage.contains("DATABASE_URL in the environment"),
+            "{garbage}"
+        );
+        assert!(!garbage.contains("hunter2"), "{garbage}");
+        assert!(e("postgres://u:pw@h:notaport/db").contains("the port is not a number"));
+        assert!(e("mysql://u@h/db").contains("it starts with `mysql:` instead of postgres://"));
+        let flag = DbUrl::from_source("postgres://h/db", UrlSource::Flag);
+        assert!(flag.check().is_ok());
+        assert_eq!(flag.from_where(), " (URL from --database-url)");
+        assert_eq!(DbUrl::new("postgres://h/db").from_where(), "");
     }
 
     #[test]

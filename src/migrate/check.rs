@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use sqlx::postgres::PgConnection;
 
+use super::baseline::IRREVERSIBLE;
 use super::files::{self, Migration};
 use super::plan::Down;
 use super::runner::{Runner, Scope};
@@ -215,8 +216,16 @@ async fn walk(
         migrations.len()
     ));
 
+    // A down that refuses on purpose (a baseline's) is a floor: the downs above it are proven,
+    // and the reapplying starts above it.
+    let floor = migrations.iter().rposition(|m| {
+        m.down
+            .as_ref()
+            .is_some_and(|d| d.sql.lines().any(|l| l.trim_end() == IRREVERSIBLE))
+    });
+    let above_floor = floor.map_or(0, |f| f + 1);
     let mut kept: Vec<String> = Vec::new();
-    for (i, m) in migrations.iter().enumerate().rev() {
+    for (i, m) in migrations.iter().enumerate().skip(above_floor).rev() {
         let down_path = m.down.as_ref().map(|d| d.path.as_path());
         for schema in m
             .down
@@ -256,11 +265,17 @@ async fn walk(
             return Ok(());
         }
     }
-    report
-        .passed
-        .push("down to zero: every down reverses its up, back to the empty schema".to_string());
+    match floor {
+        None => report
+            .passed
+            .push("down to zero: every down reverses its up, back to the empty schema".to_string()),
+        Some(f) => report.passed.push(format!(
+            "down to migration {} ({}): every down above it reverses its up; its own down refuses on purpose ({IRREVERSIBLE})",
+            migrations[f].version, migrations[f].description
+        )),
+    }
 
-    for (i, m) in migrations.iter().enumerate() {
+    for (i, m) in migrations.iter().enumerate().skip(above_floor) {
         let applied = runner(conn)
             .await?
             .up(migrations, dir, Some(m.version), false)

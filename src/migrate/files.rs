@@ -2,9 +2,11 @@
 //! `<VERSION>_<DESCRIPTION>.up.sql` / `.down.sql` (or `.sql` for irreversible ones), the
 //! description being the rest of the name with `_` read as spaces, the checksum SHA-384 over the
 //! file's raw bytes, and `-- no-transaction` at the very start opting out of the transaction.
+//! (Just over 500 lines, most of them tests of naming, versions and atomic writes.)
 
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -197,21 +199,81 @@ pub fn next_version(existing_max: Option<i64>, now: DateTime<Utc>) -> i64 {
     }
 }
 
+/// The version one step before `version`: a second earlier for a timestamp version, else one
+/// less.
+pub fn previous_version(version: i64) -> i64 {
+    match NaiveDateTime::parse_from_str(&version.to_string(), "%Y%m%d%H%M%S") {
+        Ok(t) => timestamp_version((t - chrono::Duration::seconds(1)).and_utc()),
+        Err(_) => version - 1,
+    }
+}
+
+/// The versions of migration-named files in `dir` (whatever their kind).
+fn versions(dir: &Path) -> Result<Vec<i64>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read migrations directory", dir, e)),
+    };
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| parse_name(&entry.path()).ok().flatten().map(|(v, _, _)| v))
+        .collect())
+}
+
 /// The highest version among migration-named files in `dir` (whatever their kind), so a new
 /// migration always sorts last.
 pub fn max_version(dir: &Path) -> Result<Option<i64>> {
-    let mut max = None;
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read migrations directory", dir, e)),
-    };
-    for entry in entries.flatten() {
-        if let Ok(Some((v, _, _))) = parse_name(&entry.path()) {
-            max = max.max(Some(v));
+    Ok(versions(dir)?.into_iter().max())
+}
+
+/// Where new migrations go in the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Place {
+    /// After every existing migration, at the current time (the usual case).
+    #[default]
+    Last,
+    /// Just below this version (one second apart for timestamp versions), and above every
+    /// existing version below it: a baseline written into a project that has migrations.
+    Before(i64),
+}
+
+/// The versions `count` new migrations get in `dir`, in order.
+pub fn plan_versions(dir: &Path, count: usize, place: Place) -> Result<Vec<i64>> {
+    let existing = versions(dir)?;
+    match place {
+        Place::Last => {
+            let mut out = Vec::with_capacity(count);
+            let mut v = existing.iter().copied().max();
+            for _ in 0..count {
+                let next = next_version(v, Utc::now());
+                out.push(next);
+                v = Some(next);
+            }
+            Ok(out)
+        }
+        Place::Before(before) => {
+            let floor = existing.iter().copied().filter(|&v| v < before).max();
+            let mut out = Vec::with_capacity(count);
+            let mut v = before;
+            for _ in 0..count {
+                v = previous_version(v);
+                out.push(v);
+            }
+            out.reverse();
+            let lowest = out.first().copied().unwrap_or(before);
+            if lowest <= 0 || floor.is_some_and(|f| lowest <= f) {
+                return Err(Error::Usage(format!(
+                    "no room for {count} migration{} just before version {before}{}: choose another --before",
+                    if count == 1 { "" } else { "s" },
+                    floor
+                        .map(|f| format!(" (version {f} is right below it)"))
+                        .unwrap_or_default()
+                )));
+            }
+            Ok(out)
         }
     }
-    Ok(max)
 }
 
 /// The two paths written for one migration.
@@ -239,6 +301,7 @@ pub fn write_pair(dir: &Path, description: &str, up: &str, down: &str) -> Result
             up,
             down,
         }],
+        Place::Last,
     )?;
     Ok(written.remove(0))
 }
@@ -248,13 +311,17 @@ pub fn write_pair(dir: &Path, description: &str, up: &str, down: &str) -> Result
 ///
 /// Every file is written to a hidden temporary file first and then linked into place without
 /// overwriting, so a failure leaves no file behind, an existing file is never replaced, and a
-/// concurrent `pgx new` that took one of the versions makes this one move past it.
-pub fn write_set(dir: &Path, pairs: &[NewPair<'_>]) -> Result<Vec<Written>> {
+/// concurrent `pgx new` that took one of the versions makes this one move past it (when the
+/// migrations go last; placed before a version, a taken version is an error).
+pub fn write_set(dir: &Path, pairs: &[NewPair<'_>], place: Place) -> Result<Vec<Written>> {
     fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     let write_temp = |content: &str| -> Result<tempfile::NamedTempFile> {
+        // Readable by all (0666 less the umask), as sqlx-cli and editors write files: a
+        // migration is source code, and a temporary file's 0600 would make it private.
         let mut tmp = tempfile::Builder::new()
             .prefix(".pgx-new-")
             .suffix(".tmp")
+            .permissions(fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|e| Error::io("create a file in", dir, e))?;
         tmp.write_all(content.as_bytes())
@@ -262,12 +329,11 @@ pub fn write_set(dir: &Path, pairs: &[NewPair<'_>]) -> Result<Vec<Written>> {
             .map_err(|e| Error::io("write", tmp.path().to_path_buf(), e))?;
         Ok(tmp)
     };
-    let mut version = next_version(max_version(dir)?, Utc::now());
+    let mut planned = plan_versions(dir, pairs.len(), place)?;
     'attempt: for _ in 0..100 {
         let mut written: Vec<Written> = Vec::with_capacity(pairs.len());
         let mut placed: Vec<PathBuf> = Vec::new();
-        let mut v = version;
-        for pair in pairs {
+        for (pair, &v) in pairs.iter().zip(&planned) {
             let up_path = dir.join(format!("{v}_{}.up.sql", pair.description));
             let down_path = dir.join(format!("{v}_{}.down.sql", pair.description));
             for (content, path) in [(pair.up, &up_path), (pair.down, &down_path)] {
@@ -278,8 +344,10 @@ pub fn write_set(dir: &Path, pairs: &[NewPair<'_>]) -> Result<Vec<Written>> {
                         for p in &placed {
                             let _ = fs::remove_file(p);
                         }
-                        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                            version = next_version(Some(v), Utc::now());
+                        if e.error.kind() == std::io::ErrorKind::AlreadyExists
+                            && place == Place::Last
+                        {
+                            planned = plan_versions(dir, pairs.len(), place)?;
                             continue 'attempt;
                         }
                         return Err(Error::io("write", path.clone(), e.error));
@@ -291,7 +359,6 @@ pub fn write_set(dir: &Path, pairs: &[NewPair<'_>]) -> Result<Vec<Written>> {
                 up: up_path,
                 down: down_path,
             });
-            v = next_version(Some(v), Utc::now());
         }
         return Ok(written);
     }
@@ -389,6 +456,38 @@ mod tests {
                 .to_string()
                 .contains("share version")
         );
+    }
+
+    #[test]
+    fn versions_before_another_fit_below_it_or_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n, place| plan_versions(dir.path(), n, place);
+        assert_eq!(
+            p(2, Place::Before(20240101000000)).unwrap(),
+            [20231231235958, 20231231235959]
+        );
+        assert_eq!(p(1, Place::Before(10)).unwrap(), [9]);
+        fs::write(dir.path().join("20231231235959_x.up.sql"), "").unwrap();
+        let err = p(1, Place::Before(20240101000000)).unwrap_err().to_string();
+        assert!(err.contains("no room"), "{err}");
+        assert!(p(1, Place::Before(1)).is_err());
+        let w = write_set(
+            dir.path(),
+            &[NewPair {
+                description: "b",
+                up: "",
+                down: "",
+            }],
+            Place::Before(20231231235959),
+        )
+        .unwrap();
+        assert_eq!(w[0].version, 20231231235958);
+        // sqlx-cli creates files with File::create: 0666 less the umask.
+        let probe = dir.path().join("probe");
+        fs::File::create(&probe).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&w[0].up), mode(&probe));
+        assert_eq!(mode(&w[0].down), mode(&probe));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Uses `db` (connections, catalog snapshots), `sql` and `error`; never `pattern` or `commands`.
 //! It prints nothing: callers get outcomes and reports to show as they choose.
 
+pub mod baseline;
 pub mod check;
 pub mod files;
 pub mod history;

@@ -54,13 +54,21 @@ pub(super) fn check_target(
     }
 }
 
+/// How a missing file may be got past: `up` takes `--ignore-missing`, `down` and `redo` do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfMissing {
+    Ignore,
+    SuggestFlag,
+    Refuse,
+}
+
 /// Refuses to go on from a history that does not match the files: a failed row, a file that
 /// changed since it ran, or a row whose file is gone.
 fn validate<'m>(
     migrations: &'m [Migration],
     applied: &[Applied],
     dir: &Path,
-    ignore_missing: bool,
+    if_missing: IfMissing,
 ) -> Result<BTreeMap<i64, &'m Migration>> {
     let by_version: BTreeMap<i64, &Migration> = migrations.iter().map(|m| (m.version, m)).collect();
     for a in applied {
@@ -71,12 +79,17 @@ fn validate<'m>(
             });
         }
         match by_version.get(&a.version) {
-            None if ignore_missing => {}
+            None if if_missing == IfMissing::Ignore => {}
             None => {
                 return Err(Error::Missing {
                     version: a.version,
                     description: a.description.clone(),
                     dir: dir.display().to_string(),
+                    fix: if if_missing == IfMissing::SuggestFlag {
+                        "restore the file or pass --ignore-missing"
+                    } else {
+                        "restore the file (reverting needs the file of every applied migration)"
+                    },
                 });
             }
             Some(m) if m.up.checksum != a.checksum => {
@@ -98,7 +111,12 @@ pub(super) fn plan_up<'m>(
     target: Option<i64>,
     ignore_missing: bool,
 ) -> Result<Vec<&'m Migration>> {
-    validate(migrations, applied, dir, ignore_missing)?;
+    let if_missing = if ignore_missing {
+        IfMissing::Ignore
+    } else {
+        IfMissing::SuggestFlag
+    };
+    validate(migrations, applied, dir, if_missing)?;
     let done: BTreeSet<i64> = applied.iter().map(|a| a.version).collect();
     Ok(migrations
         .iter()
@@ -113,7 +131,7 @@ pub(super) fn plan_down<'m>(
     dir: &Path,
     how: Down,
 ) -> Result<Vec<(&'m Migration, &'m MigrationFile)>> {
-    let by_version = validate(migrations, applied, dir, false)?;
+    let by_version = validate(migrations, applied, dir, IfMissing::Refuse)?;
     let newest_first = applied.iter().rev();
     let chosen: Vec<&Applied> = match how {
         Down::Steps(n) => newest_first.take(n).collect(),

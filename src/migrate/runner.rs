@@ -269,6 +269,37 @@ impl<'c> Runner<'c> {
         .await
     }
 
+    /// Records `m` as applied without running it (`pgx baseline`: its schema is already there),
+    /// refusing when the history already holds any migration.
+    pub async fn record_applied(&mut self, m: &Migration) -> Result<()> {
+        self.locked(async |r: &mut Self| {
+            r.ensure_table().await?;
+            let applied = r.applied().await?;
+            if let Some(last) = applied.last() {
+                return Err(Error::Usage(format!(
+                    "{} already has {} migration{} in _sqlx_migrations (the latest {} {}): a baseline is for a database without migration history",
+                    r.scope_label(),
+                    applied.len(),
+                    if applied.len() == 1 { "" } else { "s" },
+                    last.version,
+                    last.description
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES ($1, $2, TRUE, $3, 0)",
+            )
+            .bind(m.version)
+            .bind(&m.description)
+            .bind(&m.up.checksum)
+            .execute(&mut *r.conn)
+            .await
+            .map_err(|e| Error::database("cannot record the baseline in _sqlx_migrations", &e))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The script `up` would run, without taking the lock or changing anything.
     pub async fn up_script(
         &mut self,

@@ -6,11 +6,12 @@
 
 pub mod catalog;
 pub mod filters;
+pub mod infer;
 pub mod infra;
 pub mod params;
 pub mod render;
 pub mod spec;
 
 pub use catalog::{Catalog, Origin, Sources};
-pub use render::{Rendered, Renderer, Step, render_pattern, render_pattern_in};
+pub use render::{Rendered, Renderer, Step, render_pattern, render_pattern_in, render_recording};
 pub use spec::{Param, Pattern, Provides, Requires, Resolved, Target};

@@ -27,6 +27,9 @@ pub enum ParamType {
     Enum,
     /// A PostgreSQL interval such as `1 month` or `7 days 12 hours`.
     Interval,
+    /// A duration with its unit (`200ms`, `5s`, `2min`, `1h`), as every pgx duration is
+    /// written; templates get the canonical text, which PostgreSQL reads as a time setting.
+    Duration,
 }
 
 impl ParamType {
@@ -39,9 +42,10 @@ impl ParamType {
             ParamType::Reference => "a reference like table(column) or schema.table(column)".into(),
             ParamType::String => "a string".into(),
             ParamType::Integer => "an integer".into(),
-            ParamType::Boolean => "a boolean (true or false)".into(),
+            ParamType::Boolean => "true or false".into(),
             ParamType::Enum => format!("one of {}", values.join(", ")),
             ParamType::Interval => "an interval such as `1 month` or `7 days`".into(),
+            ParamType::Duration => "a duration with its unit, such as 200ms, 5s or 2min".into(),
         }
     }
 
@@ -56,6 +60,7 @@ impl ParamType {
             ParamType::Boolean => "true|false",
             ParamType::Enum => "value",
             ParamType::Interval => "interval",
+            ParamType::Duration => "duration",
         }
     }
 }
@@ -111,9 +116,10 @@ pub fn parse_text(ty: ParamType, text: &str, values: &[String]) -> Result<Json, 
             .parse::<i64>()
             .map(Json::from)
             .map_err(|_| ParseError::plain()),
-        ParamType::Boolean => match text.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "1" => Ok(Json::Bool(true)),
-            "false" | "no" | "off" | "0" => Ok(Json::Bool(false)),
+        // One spelling, as documented: `yes`, `on` or `1` would each need explaining.
+        ParamType::Boolean => match text.trim() {
+            "true" => Ok(Json::Bool(true)),
+            "false" => Ok(Json::Bool(false)),
             _ => Err(ParseError::plain()),
         },
         ParamType::Enum => {
@@ -129,6 +135,9 @@ pub fn parse_text(ty: ParamType, text: &str, values: &[String]) -> Result<Json, 
             }
         }
         ParamType::Interval => interval(text).map(Json::from),
+        ParamType::Duration => crate::duration::parse(text)
+            .map(|d| Json::from(d.text))
+            .map_err(ParseError::because),
     }
 }
 
@@ -156,6 +165,9 @@ pub fn parse_yaml(
         (ParamType::Integer | ParamType::Boolean, Y::String(_)) => Err(ParseError::because(
             "write it unquoted so YAML reads it as a number or boolean",
         )),
+        (ParamType::Duration, Y::Number(n)) => Err(ParseError::because(format!(
+            "a duration needs its unit, e.g. {n}ms or {n}s"
+        ))),
         (_, Y::String(s)) => parse_text(ty, s, values),
         (ParamType::String | ParamType::Enum | ParamType::Interval, Y::Number(n)) => {
             parse_text(ty, &n.to_string(), values)
@@ -395,8 +407,13 @@ mod tests {
     fn scalars() {
         assert_eq!(p(ParamType::Integer, "42").unwrap(), json!(42));
         assert!(p(ParamType::Integer, "4x").is_err());
-        assert_eq!(p(ParamType::Boolean, "Yes").unwrap(), json!(true));
-        assert!(p(ParamType::Boolean, "maybe").is_err());
+        assert_eq!(p(ParamType::Boolean, "true").unwrap(), json!(true));
+        assert_eq!(p(ParamType::Boolean, "false").unwrap(), json!(false));
+        for other in ["maybe", "yes", "on", "1", "True", "FALSE", "0"] {
+            assert!(p(ParamType::Boolean, other).is_err(), "{other}");
+        }
+        assert_eq!(p(ParamType::Duration, "2m").unwrap(), json!("2min"));
+        assert!(p(ParamType::Duration, "5000").is_err());
         assert_eq!(p(ParamType::Enum, "bee").unwrap(), json!("bee"));
         assert_eq!(
             p(ParamType::Enum, "be").unwrap_err().reason.as_deref(),

@@ -9,6 +9,7 @@ use tera::{Context, ErrorKind, Tera};
 
 use super::catalog::Catalog;
 use super::filters::tera_factory;
+use super::infer::Inferred;
 use super::spec::{Pattern, Resolved, Target};
 use crate::error::{Error, Result};
 use crate::sql;
@@ -214,6 +215,19 @@ pub fn render_pattern_in(
     table: Option<&str>,
     resolved: &Resolved,
 ) -> Result<Rendered> {
+    render_recording(renderer, pattern, schema, table, resolved, &[])
+}
+
+/// [`render_pattern_in`], with the choices `pgx new` inferred from the database recorded in
+/// each file's header (so review shows them).
+pub fn render_recording(
+    renderer: &Renderer,
+    pattern: &Pattern,
+    schema: Option<&str>,
+    table: Option<&str>,
+    resolved: &Resolved,
+    inferred: &[Inferred],
+) -> Result<Rendered> {
     if let Some(schema) = schema {
         sql::check_ident(schema).map_err(|reason| Error::Identifier {
             what: "schema".into(),
@@ -271,6 +285,7 @@ pub fn render_pattern_in(
             schema,
             table: table.as_ref(),
             resolved,
+            inferred,
             no_transaction: nt,
             step,
         };
@@ -370,6 +385,7 @@ struct Info<'a> {
     schema: Option<&'a str>,
     table: Option<&'a TableRef>,
     resolved: &'a Resolved,
+    inferred: &'a [Inferred],
     no_transaction: bool,
     /// Step number, total and name, for a pattern rendered as several migrations.
     step: Option<(usize, usize, &'a str)>,
@@ -407,6 +423,16 @@ fn header(info: &Info<'_>, direction: &str) -> String {
     for (k, v) in info.resolved {
         h.push_str(&format!("{PARAM}{k} = {v}\n"));
     }
+    for i in info.inferred {
+        match i.header_value(info.resolved) {
+            Some(v) => h.push_str(&format!(
+                "{INFERRED}{} = {v}: {}\n",
+                i.parameter,
+                js(&i.message)
+            )),
+            None => h.push_str(&format!("-- note: {}\n", js(&i.message))),
+        }
+    }
     if info.no_transaction {
         h.push_str("-- Runs outside a transaction: each statement commits on its own.\n");
     }
@@ -418,6 +444,8 @@ fn header(info: &Info<'_>, direction: &str) -> String {
 pub(super) const PROVIDES: &str = "-- pgx provides: ";
 /// The header line recording one resolved parameter (`name = JSON value`).
 pub(super) const PARAM: &str = "-- param ";
+/// The header line recording a value `pgx new` inferred from the database, and why.
+pub const INFERRED: &str = "-- inferred ";
 
 /// Normalises only the ends of the rendered text (no leading blank lines, exactly one final
 /// newline). Nothing in between is touched: it may be inside a string literal whose value a

@@ -1,5 +1,6 @@
 //! A pattern's spec (`patterns/<name>.yaml`): its parameters, templates and example, parsed and
 //! validated with every error naming `file:line:column`, and `--set` values resolved against it.
+//! (Over 500 lines because the spec's types and their located validation belong together.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::catalog::{Origin, TemplateSource};
+use super::infer::{self, Infer};
 use super::params::{self, ParamType};
 use crate::error::{Error, Result, closest};
 use crate::yaml::{self, Locator, Seg};
@@ -118,6 +120,8 @@ struct RawSpec {
     templates: Templates,
     #[serde(default)]
     example: Option<Example>,
+    #[serde(default)]
+    hint: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +142,19 @@ struct RawParam {
     min: Option<i64>,
     #[serde(default)]
     max: Option<i64>,
+    #[serde(default)]
+    sql_type: Option<SqlType>,
+    #[serde(default)]
+    infer: Option<String>,
+}
+
+/// The PostgreSQL type a parameter's value must be a value of (it lands in a column): a type
+/// name, or the name of the parameter holding the type (e.g. the tenant column's `type`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SqlType {
+    Named(String),
+    Parameter { parameter: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +171,11 @@ pub struct Param {
     pub min: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql_type: Option<SqlType>,
+    /// How `pgx new` chooses the value from the database when it is not set.
+    #[serde(skip)]
+    pub infer: Option<Infer>,
 }
 
 impl Param {
@@ -200,6 +222,8 @@ pub struct Pattern {
     pub templates: Templates,
     /// Inputs for `pgx patterns show`; validated at load time when present.
     pub example: Option<Example>,
+    /// One line `pgx new` prints after writing the migrations (what to try next).
+    pub hint: Option<String>,
     pub origin: Origin,
 }
 
@@ -209,6 +233,14 @@ pub type Resolved = Vec<(String, Json)>;
 impl Pattern {
     /// Validates `--set` pairs against the spec and fills in defaults.
     pub fn resolve(&self, sets: &[(String, String)]) -> Result<Resolved> {
+        let out = self.resolve_types(sets)?;
+        self.check_sql_types(&out)?;
+        Ok(out)
+    }
+
+    /// [`Pattern::resolve`] without checking values against the SQL type they are destined for,
+    /// which may depend on a parameter still to be inferred (the tenant column's `type`).
+    pub fn resolve_types(&self, sets: &[(String, String)]) -> Result<Resolved> {
         let mut given: BTreeMap<&str, &str> = BTreeMap::new();
         for (key, value) in sets {
             let Some(_) = self.parameters.iter().find(|p| &p.name == key) else {
@@ -250,6 +282,34 @@ impl Pattern {
             out.push((p.name.clone(), value));
         }
         Ok(out)
+    }
+
+    /// Refuses a value that cannot be one of the SQL type it is destined for.
+    fn check_sql_types(&self, resolved: &Resolved) -> Result<()> {
+        let value_of = |name: &str| resolved.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        for p in &self.parameters {
+            let Some(ty) = &p.sql_type else { continue };
+            let Some(Json::String(value)) = value_of(&p.name) else {
+                continue;
+            };
+            let (type_name, why) = match ty {
+                SqlType::Named(t) => (t.clone(), String::new()),
+                SqlType::Parameter { parameter } => match value_of(parameter) {
+                    Some(Json::String(t)) => (t.clone(), format!(" (the `{parameter}` parameter)")),
+                    _ => continue,
+                },
+            };
+            if let Err(reason) = crate::sql::value::check(&type_name, value) {
+                return Err(Error::InvalidParameter {
+                    pattern: self.name.clone(),
+                    name: p.name.clone(),
+                    expected: format!("a value of type {type_name}{why}"),
+                    value: value.clone(),
+                    reason: Some(reason),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether a migration rendered with `resolved` must run outside a transaction.
@@ -356,7 +416,15 @@ pub(super) fn parse_spec(
             values: rp.values,
             min: rp.min,
             max: rp.max,
+            sql_type: rp.sql_type,
+            infer: None,
         };
+        if let Some(query) = rp.infer {
+            param.infer =
+                Some(Infer::new(&query).map_err(|e| {
+                    loc.error(&at("infer"), format!("infer of `{}`: {e}", param.name))
+                })?);
+        }
         if let Some(d) = &rp.default {
             let parsed = params::parse_yaml(param.ty, d, &param.values)
                 .and_then(|v| param.check_range(v))
@@ -371,6 +439,29 @@ pub(super) fn parse_spec(
             param.default = Some(parsed);
         }
         parameters.push(param);
+    }
+
+    for (i, p) in parameters.iter().enumerate() {
+        let at = |key: &'static str| [Seg::Key("parameters"), Seg::Index(i), Seg::Key(key)];
+        if let Some(SqlType::Parameter { parameter }) = &p.sql_type
+            && !parameters.iter().any(|q| &q.name == parameter)
+        {
+            return Err(loc.error(
+                &at("sql_type"),
+                format!("sql_type names `{parameter}`, which is not a parameter of this pattern"),
+            ));
+        }
+        if let Some(inf) = &p.infer {
+            let names: Vec<&str> = parameters.iter().map(|q| q.name.as_str()).collect();
+            infer::check_placeholders(inf, &names, raw.target)
+                .map_err(|e| loc.error(&at("infer"), format!("infer of `{}`: {e}", p.name)))?;
+        }
+    }
+
+    if let Some(hint) = &raw.hint
+        && (hint.trim().is_empty() || hint.trim().contains('\n'))
+    {
+        return Err(loc.error(&[Seg::Key("hint")], "hint must be one non-empty line"));
     }
 
     if let NoTransaction::WhenParameter(name) = &raw.no_transaction {
@@ -427,6 +518,7 @@ pub(super) fn parse_spec(
         parameters,
         templates: raw.templates,
         example: raw.example,
+        hint: raw.hint.map(|h| h.trim().to_string()),
         origin,
     };
     let Some(example) = &pattern.example else {

@@ -155,7 +155,7 @@ fn unknown_parameter_lists_valid_keys_and_the_closest() {
         .fails();
     run.stderr_has("no parameter `update_column`")
         .stderr_has("did you mean `updated_column`")
-        .stderr_has("created_column, updated_column, lock_timeout_ms");
+        .stderr_has("created_column, updated_column, adopt, lock_timeout");
     assert!(p.files("migrations").is_empty());
 }
 
@@ -163,20 +163,14 @@ fn unknown_parameter_lists_valid_keys_and_the_closest() {
 fn ill_typed_and_malformed_parameters_say_what_was_expected() {
     let p = Project::new();
     p.pgx()
-        .args([
-            "new",
-            "timestamps",
-            "orders",
-            "--set",
-            "lock_timeout_ms=soon",
-        ])
+        .args(["new", "timestamps", "orders", "--set", "lock_timeout=soon"])
         .fails()
-        .stderr_has("lock_timeout_ms")
-        .stderr_has("expected an integer");
+        .stderr_has("lock_timeout")
+        .stderr_has("expected a duration with its unit");
     p.pgx()
-        .args(["new", "timestamps", "orders", "--set", "lock_timeout_ms=-5"])
+        .args(["new", "timestamps", "orders", "--set", "lock_timeout=5000"])
         .fails()
-        .stderr_has("lock_timeout_ms");
+        .stderr_has("has no unit: write 5000ms, 5000s or 5000min");
     p.pgx()
         .args(["new", "timestamps", "orders", "--set", "novalue"])
         .fails()

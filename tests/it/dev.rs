@@ -66,7 +66,10 @@ impl DevProject {
 
 impl Drop for DevProject {
     fn drop(&mut self) {
-        let _ = self.pgx().args(["dev", "reset", "--yes"]).run();
+        // A test may have deleted the project (and pruned its cluster).
+        if self.root().join("pgx.yaml").is_file() {
+            let _ = self.pgx().args(["dev", "reset", "--yes"]).run();
+        }
     }
 }
 
@@ -364,4 +367,134 @@ fn without_postgresql_binaries_the_error_names_what_to_install() {
         .stderr_has("brew install postgresql")
         .stderr_has("set DATABASE_URL");
     assert!(!Path::new(&d.root().join(".pgx/data")).exists());
+}
+
+/// Whether a process is alive (signal 0).
+fn alive(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| !s.contains("State:\tZ"))
+}
+
+#[test]
+fn psql_as_a_role_connects_as_one_row_security_applies_to() {
+    let d = DevProject::new();
+    d.p.add(
+        "secret",
+        "CREATE TABLE secret (id int); INSERT INTO secret VALUES (1), (2);
+         ALTER TABLE secret ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+         CREATE POLICY only_odd ON secret USING (id % 2 = 1);
+         GRANT SELECT ON secret TO PUBLIC;",
+        "DROP TABLE secret;",
+    );
+    d.pgx().args(["migrate", "up"]).ok();
+    let sql = ["-X", "-At", "-c", "SELECT count(*) FROM secret"];
+    let superuser = d.pgx().args(["dev", "psql"]).args(sql).ok();
+    assert_eq!(
+        superuser.stdout.trim(),
+        "2",
+        "the superuser bypasses row security"
+    );
+    let first = d
+        .pgx()
+        .args(["dev", "psql", "--role", "app"])
+        .args(sql)
+        .ok();
+    assert_eq!(
+        first.stdout.trim(),
+        "1",
+        "the role sees what the policy allows"
+    );
+    first.stderr_has("created role \"app\" (LOGIN NOSUPERUSER NOBYPASSRLS)");
+    let again = d
+        .pgx()
+        .args(["dev", "psql", "--role", "app"])
+        .args(sql)
+        .ok();
+    assert!(!again.stderr.contains("created"), "{}", again.stderr);
+    let attrs = d
+        .pgx()
+        .args(["dev", "psql", "-X", "-At", "-c"])
+        .arg("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'app'")
+        .ok();
+    assert_eq!(attrs.stdout.trim(), "f|f|t");
+    d.pgx()
+        .args(["dev", "psql", "--role", "postgres", "-c", "SELECT 1"])
+        .fails()
+        .stderr_has("is a superuser or has BYPASSRLS");
+}
+
+#[test]
+fn list_shows_clusters_and_prune_removes_those_whose_project_is_gone() {
+    let d = DevProject::new();
+    d.dev(&["start"]);
+    let root = d.root();
+    let elsewhere = Project::empty();
+    let machine = |args: &[&str]| elsewhere.pgx().arg("dev").args(args).ok();
+    let listed = |root: &Path| {
+        let list: serde_json::Value =
+            serde_json::from_str(&machine(&["list", "--json"]).stdout).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["project"].as_str() == Some(root.to_str().unwrap()))
+            .cloned()
+    };
+    let entry = listed(&root).expect("the running cluster is listed, from any folder");
+    assert_eq!(
+        (&entry["running"], &entry["project_exists"]),
+        (&true.into(), &true.into())
+    );
+    assert!(entry["size"].as_u64().unwrap() > 10_000_000, "{entry}");
+    let pid = entry["pid"].as_u64().unwrap();
+    let text = machine(&["list"]).stdout;
+    assert!(text.starts_with("PROJECT"), "{text}");
+    assert!(text.contains(&format!("{}  ", root.display())), "{text}");
+    // Clusters of existing projects are never pruned.
+    machine(&["prune", root.to_str().unwrap()]).stderr_has("nothing to prune");
+    assert!(alive(pid));
+
+    // The project is deleted while its server runs.
+    fs::remove_dir_all(&root).unwrap();
+    let gone = listed(&root).expect("a cluster whose project is gone is listed");
+    assert_eq!(
+        (&gone["running"], &gone["project_exists"]),
+        (&true.into(), &false.into())
+    );
+    machine(&["prune", "--dry-run", root.to_str().unwrap()])
+        .stdout_has("would remove the dev cluster of");
+    assert!(alive(pid), "a dry run stops nothing");
+    machine(&["prune", root.to_str().unwrap()])
+        .stdout_has(&format!("removed the dev cluster of {}", root.display()));
+    assert!(!alive(pid), "the server of the deleted project is stopped");
+    assert!(listed(&root).is_none());
+}
+
+#[test]
+fn as_root_prune_collects_data_kept_in_the_server_users_home() {
+    if !running_as_root() {
+        eprintln!("skipped: only meaningful when the tests run as root");
+        return;
+    }
+    // A folder like /root: `postgres` cannot enter it, so the data lives in its home.
+    let d = DevProject {
+        p: Project::new(),
+        dir: None,
+    };
+    fs::set_permissions(d.p.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    d.dev(&["start"]);
+    let target = fs::read_link(d.root().join(".pgx/data")).unwrap();
+    let home = target.parent().unwrap().to_path_buf();
+    assert_eq!(
+        fs::read_to_string(home.join("project")).unwrap().trim(),
+        d.root().join(".pgx").to_str().unwrap(),
+        "the kept data names its project"
+    );
+    let root = d.root();
+    fs::remove_dir_all(&root).unwrap();
+    let pruned = Project::empty()
+        .pgx()
+        .args(["dev", "prune", root.to_str().unwrap()])
+        .ok();
+    pruned.stdout_has("removed the dev cluster of");
+    assert!(!home.exists(), "{} is deleted", home.display());
 }

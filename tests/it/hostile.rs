@@ -50,8 +50,14 @@ fn hostile_table_and_column_names_apply_exactly() {
         assert!(name.len() <= 63);
         create_table(&db, "public", name);
         let created = format!("made {i}; drop table x");
+        // TABLE may be schema.table: a name holding a dot or a quote is double-quoted.
+        let table = if name.contains(['.', '"']) {
+            format!("\"{}\"", name.replace('"', "\"\""))
+        } else {
+            (*name).to_string()
+        };
         p.pgx()
-            .args(["new", "timestamps", name, "--name", &format!("t{i}")])
+            .args(["new", "timestamps", &table, "--name", &format!("t{i}")])
             .args([
                 "--set",
                 &format!("created_column={created}"),

@@ -3,11 +3,14 @@
 
 mod support;
 
+mod adoption;
 mod audit;
 mod catalog_snapshot;
 mod check;
 mod cli;
 mod dev;
+mod first_hour;
+mod help;
 mod hostile;
 mod migrate;
 mod partition;

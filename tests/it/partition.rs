@@ -458,7 +458,7 @@ fn a_table_with_rows_is_converted_live_and_down_gives_it_back_with_every_row() {
             "--set",
             "column=created_at",
             "--set",
-            "lock_timeout_ms=200",
+            "lock_timeout=200ms",
         ])
         .ok();
     p.pgx()

@@ -27,10 +27,16 @@ pub fn admin_url() -> String {
 
 /// One cluster under `target/` for every test thread and test process: the cluster's file lock
 /// makes the first one create and start it and the others wait, and it is never stopped, so the
-/// next `cargo test` reuses it. It is the dev cluster of `target/tmp/pgx-test`, so
-/// `pgx --dir target/tmp/pgx-test dev stop` stops it.
+/// next `cargo test` reuses it. It is the dev cluster of the project `target/tmp/pgx-test`, so
+/// `pgx --dir target/tmp/pgx-test dev stop` stops it (and `pgx dev list` shows it).
 fn shared_dev_cluster() -> String {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pgx-test");
+    let config = dir.join(pgx::project::CONFIG_FILE);
+    if !config.is_file() {
+        std::fs::create_dir_all(&dir).unwrap();
+        // Several test processes may get here at once: the same content whoever wins.
+        let _ = std::fs::write(&config, pgx::project::Config::template());
+    }
     let started =
         pgx::db::dev::Cluster::for_project(&dir).and_then(|c| c.ensure_running().map(|_| c));
     match started {
@@ -259,11 +265,16 @@ impl Project {
 
     /// `pgx` run in the project folder, with no database URL from the outside environment.
     pub fn pgx(&self) -> Pgx {
+        self.pgx_in(".")
+    }
+
+    /// `pgx` run in a folder of the project (`migrations`, say).
+    pub fn pgx_in(&self, rel: &str) -> Pgx {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgx"));
-        cmd.current_dir(self.path())
+        cmd.current_dir(self.join(rel))
             .env_remove("DATABASE_URL")
             .env("NO_COLOR", "1");
-        Pgx { cmd }
+        Pgx { cmd, input: None }
     }
 
     /// Writes a hand-made migration pair via `pgx add`; returns the up file's name.
@@ -283,6 +294,7 @@ impl Project {
 
 pub struct Pgx {
     cmd: Command,
+    input: Option<String>,
 }
 
 impl Pgx {
@@ -318,9 +330,27 @@ impl Pgx {
             .unwrap()
     }
 
+    /// Feeds `text` to the command's standard input.
+    pub fn stdin(mut self, text: &str) -> Self {
+        self.input = Some(text.to_string());
+        self
+    }
+
     pub fn run(mut self) -> Run {
-        let out = self.cmd.output().expect("pgx runs");
-        Run::from(out, format!("{:?}", self.cmd))
+        let command = format!("{:?}", self.cmd);
+        let Some(input) = self.input.take() else {
+            let out = self.cmd.output().expect("pgx runs");
+            return Run::from(out, command);
+        };
+        let mut child = self
+            .cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("pgx runs");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap(), command)
     }
 
     /// Runs and asserts success.

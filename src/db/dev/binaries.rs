@@ -1,4 +1,4 @@
-//! Finding PostgreSQL's programs (`initdb`, `pg_ctl`, `postgres`, `psql`) on this machine, the
+//! Finding PostgreSQL's programs (`initdb`, `pg_ctl`, `postgres`, `psql`, `pg_dump`) on this machine, the
 //! way a person would look for them: `PGX_PG_BINDIR`, `PATH`, `pg_config --bindir`, then the
 //! places distributions and Homebrew put them.
 
@@ -92,7 +92,12 @@ fn candidate_dirs() -> Vec<PathBuf> {
 
 /// `pg_ctl --version` → ("15.13", 15).
 fn version_of(dir: &Path) -> Option<(String, u32)> {
-    let out = Command::new(dir.join("pg_ctl"))
+    tool_version(&dir.join("pg_ctl"))
+}
+
+/// `<tool> --version` → ("15.13", 15).
+fn tool_version(tool: &Path) -> Option<(String, u32)> {
+    let out = Command::new(tool)
         .arg("--version")
         .stdin(Stdio::null())
         .output()
@@ -112,6 +117,46 @@ pub(super) fn parse_version(text: &str) -> Option<(String, u32)> {
         .parse()
         .ok()?;
     Some((version.to_string(), major))
+}
+
+/// A PostgreSQL client program (`pg_dump`, `pg_restore`) able to work with a server of major
+/// version `server_major`: of that version if installed, else the newest newer one (pg_dump
+/// refuses servers newer than itself), looked for where the dev cluster looks for `initdb`.
+pub fn find_client_tool(name: &str, server_major: u32) -> Result<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for dir in candidate_dirs() {
+        let path = dir.join(name);
+        if !is_executable(&path) {
+            continue;
+        }
+        let real = fs::canonicalize(&path).unwrap_or(path);
+        if seen.contains(&real) {
+            continue;
+        }
+        seen.push(real.clone());
+        if let Some((_, major)) = tool_version(&real) {
+            found.push((major, real));
+        }
+    }
+    if let Some((_, p)) = found.iter().find(|(m, _)| *m == server_major) {
+        return Ok(p.clone());
+    }
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    match found.first() {
+        Some((m, p)) if *m > server_major => Ok(p.clone()),
+        Some(_) => Err(dev_error(format!(
+            "{name} {server_major} or newer is needed for a PostgreSQL {server_major} server, and only older ones are installed ({}): install PostgreSQL {server_major}'s client programs (Debian/Ubuntu: apt install postgresql-client-{server_major}), or set PGX_PG_BINDIR to their folder",
+            found
+                .iter()
+                .map(|(m, p)| format!("{m} in {}", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => Err(dev_error(format!(
+            "{name} not found in PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin or Homebrew: install PostgreSQL's client programs (Debian/Ubuntu: apt install postgresql-client; macOS: brew install libpq), or set PGX_PG_BINDIR to their folder"
+        ))),
+    }
 }
 
 /// The first candidate holding initdb, pg_ctl and postgres (of major version `want` if given).

@@ -15,10 +15,13 @@
 
 //!
 //! By concern: `binaries` finds PostgreSQL's programs, `server` creates, starts and stops the
-//! cluster, `user` runs them as the server's user when pgx is root; this file knows where the
-//! cluster's files are and what state it is in.
+//! cluster, `user` runs them as the server's user when pgx is root, `machine` finds every
+//! cluster on the machine (`pgx dev list`, `prune`); this file knows where the cluster's files
+//! are and what state it is in.
 
 mod binaries;
+pub mod machine;
+mod role;
 mod server;
 mod user;
 
@@ -28,10 +31,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use binaries::{Binaries, find_binaries};
-pub use user::{ServerUser, effective_uid, unsearchable_ancestor};
+pub use binaries::{Binaries, find_binaries, find_client_tool};
+pub use role::RoleOutcome;
+pub use user::{ServerUser, default_server_user, effective_uid, unsearchable_ancestor};
 
-use crate::db::url::{DbUrl, percent_encode};
+use crate::db::url::{DbUrl, UrlSource, percent_encode};
 use crate::error::{Error, Result};
 
 /// The folder, at the project's root, that holds the cluster (and is in `.gitignore`).
@@ -223,11 +227,14 @@ impl Cluster {
 /// The cluster's URL: the socket directory percent-encoded as the host, as both libpq and sqlx
 /// read it (a URL with an empty host could not have its user or database changed).
 pub fn socket_url(dir: &Path, port: u16, database: &str) -> DbUrl {
-    DbUrl::new(format!(
-        "postgres://{SUPERUSER}@{}:{port}/{}",
-        percent_encode(&dir.to_string_lossy()),
-        percent_encode(database)
-    ))
+    DbUrl::from_source(
+        format!(
+            "postgres://{SUPERUSER}@{}:{port}/{}",
+            percent_encode(&dir.to_string_lossy()),
+            percent_encode(database)
+        ),
+        UrlSource::DevCluster,
+    )
 }
 
 fn socket_path_fits(dir: &Path) -> bool {

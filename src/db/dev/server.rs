@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::binaries::{Binaries, is_executable, path_dirs};
+use super::machine;
 use super::user::{effective_uid, unsearchable_ancestor};
 use super::{Cluster, SUPERUSER, Started, dev_error, path_hash, short_socket_dir};
 use crate::error::{Error, Result, one_line};
@@ -142,6 +143,7 @@ impl Cluster {
             self.create(&bin)?;
             true
         };
+        self.note_whereabouts();
         if self.is_running(&bin)? {
             return Ok(Started::AlreadyRunning);
         }
@@ -197,6 +199,22 @@ impl Cluster {
             }
         }
         Ok(home.join("data"))
+    }
+
+    /// Makes the cluster findable by `pgx dev list` and `prune`: a registry entry, and, for data
+    /// kept in the server user's home, a file there naming the project's `.pgx` (so the data
+    /// can be collected once the project is deleted). Best effort.
+    fn note_whereabouts(&self) {
+        machine::register(&self.state);
+        let data = self.data_dir();
+        if data != self.link()
+            && let Some(home) = data.parent()
+        {
+            let file = home.join(machine::PROJECT_FILE);
+            if !file.is_file() {
+                let _ = fs::write(&file, format!("{}\n", self.state.display()));
+            }
+        }
     }
 
     pub(super) fn create(&self, bin: &Binaries) -> Result<()> {
@@ -398,6 +416,7 @@ impl Cluster {
         if log.exists() {
             fs::remove_file(&log).map_err(|e| Error::io("remove", &log, e))?;
         }
+        machine::unregister(&self.state);
         Ok(existed)
     }
 

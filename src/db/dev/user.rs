@@ -62,6 +62,18 @@ impl Cluster {
     }
 }
 
+/// The user the dev clusters' servers run as by default when pgx runs as root (`PGX_DEV_USER`,
+/// else `postgres`); `None` for an ordinary user, whose servers run as themselves.
+pub fn default_server_user() -> Option<ServerUser> {
+    if effective_uid() != 0 {
+        return None;
+    }
+    match std::env::var("PGX_DEV_USER").ok().filter(|s| !s.is_empty()) {
+        Some(name) => user_by_name(&name),
+        None => user_by_name("postgres").or_else(|| user_by_name("_postgres")),
+    }
+}
+
 /// The process's effective user id.
 pub fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()

@@ -14,12 +14,12 @@
 -- param secure_views = false
 -- param concurrently = true
 -- param distribute = "none"
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- Runs outside a transaction: each statement commits on its own.
 
 -- The up migration ran outside a transaction; this one undoes it in a single one.
 BEGIN;
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 DROP POLICY orders_tenant_access ON public.orders;
 DROP POLICY orders_tenant_isolation ON public.orders;

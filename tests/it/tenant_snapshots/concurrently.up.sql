@@ -14,10 +14,10 @@
 -- param secure_views = false
 -- param concurrently = true
 -- param distribute = "none"
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- Runs outside a transaction: each statement commits on its own.
 
-SET lock_timeout = 5000;
+SET lock_timeout = '5s';
 
 -- Checks before anything changes; each failure says how to proceed.
 DO $pgx$

@@ -13,9 +13,9 @@
 -- param secure_views = false
 -- param concurrently = false
 -- param distribute = "none"
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 -- Checks before anything changes; each failure says how to proceed.
 DO $pgx$

@@ -2,9 +2,10 @@
 -- table: "public"."orders"
 -- param created_column = "created_at"
 -- param updated_column = "updated_at"
--- param lock_timeout_ms = 5000
+-- param adopt = []
+-- param lock_timeout = "5s"
 
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 DROP TRIGGER orders_updated_at ON public.orders;
 

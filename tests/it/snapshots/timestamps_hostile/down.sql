@@ -2,9 +2,10 @@
 -- table: "Sales Dept"."orders; drop table x"
 -- param created_column = "select"
 -- param updated_column = "\"quoted\""
--- param lock_timeout_ms = 5000
+-- param adopt = []
+-- param lock_timeout = "5s"
 
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 DROP TRIGGER "orders; drop table x_""quoted""" ON "Sales Dept"."orders; drop table x";
 
