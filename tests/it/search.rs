@@ -425,7 +425,7 @@ fn every_function_passes_plpgsql_check() {
     assert_eq!(
         checked,
         [
-            "docs_search_backfill(integer,integer)",
+            "docs_search_backfill(interval,text)",
             "docs_search_update()"
         ]
     );

@@ -38,7 +38,7 @@ fn rows_written_during_the_backfill_get_their_vectors_and_nothing_is_missed() {
     new_search(
         &p,
         "articles",
-        &["columns=title:A,body", "online=true", "batch_ms=20"],
+        &["columns=title:A,body", "online=true", "batch_time=20ms"],
     );
     let files = p.files("migrations");
     assert_eq!(
@@ -126,7 +126,7 @@ fn an_interrupted_backfill_keeps_its_batches_and_resumes() {
     new_search(
         &p,
         "articles",
-        &["columns=title:A,body", "online=true", "lock_timeout_ms=20"],
+        &["columns=title:A,body", "online=true", "lock_timeout=20ms"],
     );
     let column_step = p
         .files("migrations")

@@ -10,17 +10,17 @@
 -- param tenant_column = null
 -- param concurrently = false
 -- param online = false
--- param batch_ms = 50
+-- param batch_time = "50ms"
 -- param rewrite_limit_mb = 100
 -- param deleted_column = null
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = false
 
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 -- Checks before anything changes; each failure says what to do.
 DO $pgx$

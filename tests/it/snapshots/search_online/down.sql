@@ -11,20 +11,20 @@
 -- param tenant_column = "tenant_id"
 -- param concurrently = false
 -- param online = true
--- param batch_ms = 50
+-- param batch_time = "50ms"
 -- param rewrite_limit_mb = 100
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
 
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 DROP FUNCTION public.docs_search(pg_catalog.text, pg_catalog.int4, pg_catalog.int4, pg_catalog.bool, pg_catalog.regconfig);
-DROP PROCEDURE public.docs_search_backfill(pg_catalog.int4, pg_catalog.int4);
+DROP PROCEDURE public.docs_search_backfill(pg_catalog.interval, pg_catalog.text);
 DROP TRIGGER docs_search ON public.docs;
 DROP FUNCTION public.docs_search_update();
 ALTER TABLE public.docs DROP COLUMN search;
@@ -43,12 +43,12 @@ DROP FUNCTION public.docs_search_vector(pg_catalog.text, pg_catalog.text, pg_cat
 -- param tenant_column = "tenant_id"
 -- param concurrently = false
 -- param online = true
--- param batch_ms = 50
+-- param batch_time = "50ms"
 -- param rewrite_limit_mb = 100
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
@@ -69,12 +69,12 @@ DROP FUNCTION public.docs_search_vector(pg_catalog.text, pg_catalog.text, pg_cat
 -- param tenant_column = "tenant_id"
 -- param concurrently = false
 -- param online = true
--- param batch_ms = 50
+-- param batch_time = "50ms"
 -- param rewrite_limit_mb = 100
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true

@@ -11,17 +11,17 @@
 -- param tenant_column = "tenant_id"
 -- param concurrently = false
 -- param online = true
--- param batch_ms = 50
+-- param batch_time = "50ms"
 -- param rewrite_limit_mb = 100
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
 
-SET LOCAL lock_timeout = 5000;
+SET LOCAL lock_timeout = '5s';
 
 -- Checks before anything changes; each failure says what to do.
 DO $pgx$
@@ -119,11 +119,11 @@ CREATE TRIGGER docs_search
 
 -- Fills the vector of rows written before the trigger existed, in committed batches of pages
 -- taken in physical order (a TID range scan each). A batch's rows stay locked until it
--- commits: batches grow or shrink to take about batch_ms each, commit included. Resumable: it
+-- commits: batches grow or shrink to take about batch_time each, commit included. Resumable: it
 -- skips rows that have a vector. CALL it outside a transaction block. A batch that waits longer
--- than lock_timeout_ms for a row lock is rolled back and tried again. Row security is off for
+-- than lock_timeout for a row lock is rolled back and tried again. Row security is off for
 -- it, so that it fails instead of missing rows it cannot see.
-CREATE PROCEDURE public.docs_search_backfill(batch_ms pg_catalog.int4 DEFAULT 50, lock_timeout_ms pg_catalog.int4 DEFAULT 5000)
+CREATE PROCEDURE public.docs_search_backfill(batch_time pg_catalog.interval DEFAULT '50ms', lock_timeout pg_catalog.text DEFAULT '5s')
     LANGUAGE plpgsql
 AS $pgx$
 DECLARE
@@ -135,6 +135,7 @@ DECLARE
     attempts pg_catalog.int4 := 0;
     started pg_catalog.timestamptz;
     took_ms pg_catalog.float8;
+    target_ms pg_catalog.float8 := pg_catalog.date_part('epoch', batch_time) OPERATOR(pg_catalog.*) 1000;
 BEGIN
     -- Rows written from now on get their vector from the trigger: the pages there are now are
     -- all there is to fill.
@@ -142,7 +143,7 @@ BEGIN
     WHILE first_page OPERATOR(pg_catalog.<) pages LOOP
         started := pg_catalog.clock_timestamp();
         BEGIN
-            PERFORM pg_catalog.set_config('lock_timeout', lock_timeout_ms::pg_catalog.text, true);
+            PERFORM pg_catalog.set_config('lock_timeout', lock_timeout, true);
             PERFORM pg_catalog.set_config('row_security', 'off', true);
             -- The trigger computes the vector of each row this touches.
             UPDATE public.docs AS t SET search = NULL
@@ -163,13 +164,13 @@ BEGIN
             took_ms := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started) OPERATOR(pg_catalog.*) 1000;
             -- At most twice as many pages as the last batch, so one slow page cannot lock many.
             step := GREATEST(1, LEAST(step OPERATOR(pg_catalog.*) 2,
-                pg_catalog.floor(step OPERATOR(pg_catalog.*) batch_ms OPERATOR(pg_catalog./) GREATEST(took_ms, 0.1))::pg_catalog.int8));
+                pg_catalog.floor(step OPERATOR(pg_catalog.*) target_ms OPERATOR(pg_catalog./) GREATEST(took_ms, 0.1))::pg_catalog.int8));
         END IF;
     END LOOP;
 END
 $pgx$;
 
-REVOKE ALL ON PROCEDURE public.docs_search_backfill(pg_catalog.int4, pg_catalog.int4) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE public.docs_search_backfill(pg_catalog.interval, pg_catalog.text) FROM PUBLIC;
 
 -- Ranked search, best first: security invoker, so row security applies; websearch_to_tsquery
 -- never fails on user input, and an empty or stop-word-only query matches no row.
@@ -207,12 +208,12 @@ END;
 -- param tenant_column = "tenant_id"
 -- param concurrently = false
 -- param online = true
--- param batch_ms = 50
+-- param batch_time = "50ms"
 -- param rewrite_limit_mb = 100
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
@@ -233,12 +234,12 @@ CALL public.docs_search_backfill();
 -- param tenant_column = "tenant_id"
 -- param concurrently = false
 -- param online = true
--- param batch_ms = 50
+-- param batch_time = "50ms"
 -- param rewrite_limit_mb = 100
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout_ms = 5000
+-- param lock_timeout = "5s"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
