@@ -35,6 +35,7 @@
 # Usage: benches/search.sh      (DATABASE_URL: a superuser URL; default local postgres)
 #        DOCS=20000 SECONDS_PER_RUN=3 ROUNDS=1 benches/search.sh   (a quick try of the script)
 #        PART=online benches/search.sh;  SECONDS_PER_RUN=30 ROUNDS=5 benches/search.sh
+#        PART=online ONLINE_SETS='--set fastupdate=false' benches/search.sh
 set -euo pipefail
 
 ADMIN_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -239,9 +240,11 @@ SQL
   WRITERS=$!
   sleep 12
   start=$(date +%s.%N)
-  "$PGX" new search live --set columns=title:A,body --set online=true >/dev/null
-  "$PGX" migrate up -v
+  # shellcheck disable=SC2086
+  "$PGX" new search live --set columns=title:A,body --set online=true ${ONLINE_SETS:-} >/dev/null
+  "$PGX" migrate up -v 2>&1 | while read -r line; do echo "$(date +%s.%N) $line"; done | tee steps.txt
   end=$(date +%s.%N)
+  echo "steps ended at (s after the start):" $(awk -v s="$start" '{ printf "%.1f ", $1 - s }' steps.txt)
   sleep 6
   rm writing
   wait "$WRITERS"
@@ -250,16 +253,20 @@ SQL
   cat w[0-9]*.* | python3 -c '
 import sys
 start, end = map(float, sys.argv[1:])
-before, during = [], []
+before, during, slow = [], [], []
 for line in sys.stdin:
     f = line.split()
     latency_ms, done = int(f[2]) / 1000, int(f[4]) + int(f[5]) / 1e6
     began = done - latency_ms / 1000
     if done < start: before.append(latency_ms)
-    elif began <= end: during.append(latency_ms)
+    elif began <= end:
+        during.append(latency_ms)
+        slow.append((latency_ms, done))
 def p(xs, q): xs = sorted(xs); return xs[min(len(xs) - 1, int(q * len(xs)))]
 print(f"\nwrites before the migration: {len(before)}, longest {max(before):.1f} ms, p99 {p(before, .99):.1f} ms")
 print(f"writes during the migration ({end - start:.1f} s): {len(during)}, longest {max(during):.1f} ms (goal <= 200 ms), p99 {p(during, .99):.1f} ms")
+slowest = sorted(slow, reverse=True)[:5]
+print("slowest writes (ms, ended at s after the start):", ", ".join(f"{l:.0f} at {t - start:.1f}" for l, t in slowest))
 ' "$start" "$end"
 }
 
