@@ -60,7 +60,11 @@ fn a_search_path_hijack_reaches_nothing_the_migrator_or_a_writer_runs() {
     try_rows(&db.url_as(&attacker.name), decoys).unwrap();
 
     new_search(&p, "articles", &["columns=title:A,body", "unaccent=true"]);
-    new_search(&p, "live", &["columns=title", "online=true", "batch_time=10ms"]);
+    new_search(
+        &p,
+        "live",
+        &["columns=title", "online=true", "batch_time=10ms"],
+    );
     up(&p, &db);
     // The superuser writes and searches with that search_path too.
     db.exec(
