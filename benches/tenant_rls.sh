@@ -8,7 +8,13 @@
 #               pgx policy;
 #   - naive:    the same, through the usual snippet `USING (tenant_id =
 #               current_setting('app.current_tenant')::uuid)` on an identical copy of the
-#               table, measured against the explicit WHERE on that copy (naive-explicit).
+#               table, measured against the explicit WHERE on that copy (naive-explicit);
+#   - citus:    the same, through the policy `distribute=citus` renders (one permissive policy
+#               `USING (tenant_id = orders_current_tenant())`, no subquery, as Citus requires),
+#               on another copy, measured against the same explicit WHERE (naive-explicit): what
+#               the subquery of the plain-PostgreSQL policy saves. Its full scan is so slow that
+#               it would starve the other scripts of the scan run: it is timed on its own
+#               afterwards (CITUS_SCANS transactions of each, interleaved).
 # The variants are scripts of ONE pgbench run, picked at random for each transaction, so a busy
 # spell on a shared machine hits them alike; every transaction has the same shape
 # (BEGIN; SET LOCAL ROLE; set_config(tenant, local); query; COMMIT). Queries:
@@ -26,6 +32,7 @@ set -euo pipefail
 ADMIN_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
 ROUNDS=${ROUNDS:-3}
+CITUS_SCANS=${CITUS_SCANS:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DB=pgx_bench_tenant_rls
 APP=pgx_bench_app
@@ -70,7 +77,7 @@ CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, amount 
                      created_at timestamptz NOT NULL DEFAULT now(), note text);
 ALTER TABLE orders OWNER TO $OWNER;" --down "DROP TABLE orders; DROP TABLE tenants;" >/dev/null
 "$PGX" migrate up
-"$PGX" new tenant orders --set "references=tenants(id)" --set "role=$APP" >/dev/null
+"$PGX" new tenant orders --set "references=tenants(id)" --set "role=$APP" --set global_unique=orders_pkey >/dev/null
 "$PGX" migrate up
 
 psql -q -v ON_ERROR_STOP=1 "$BENCH_URL" <<SQL
@@ -83,8 +90,14 @@ ALTER TABLE orders_naive OWNER TO $OWNER;
 ALTER TABLE orders_naive ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY naive ON orders_naive USING (tenant_id = current_setting('app.current_tenant')::uuid);
 GRANT SELECT ON orders_naive TO $APP;
-GRANT SELECT ON orders, orders_naive TO $BYPASS;
-VACUUM ANALYZE orders, orders_naive, tenants;
+CREATE TABLE orders_citus (LIKE orders INCLUDING INDEXES);
+INSERT INTO orders_citus SELECT * FROM orders;
+ALTER TABLE orders_citus OWNER TO $OWNER;
+ALTER TABLE orders_citus ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY citus ON orders_citus USING (tenant_id = orders_current_tenant()) WITH CHECK (tenant_id = orders_current_tenant());
+GRANT SELECT ON orders_citus TO $APP;
+GRANT SELECT ON orders, orders_naive, orders_citus TO $BYPASS;
+VACUUM ANALYZE orders, orders_naive, orders_citus, tenants;
 SQL
 
 # One pgbench script per (query, variant). :t picks the tenant; :k an order of that tenant
@@ -97,6 +110,7 @@ script() { # script QUERY VARIANT
     policy) role=$APP table=orders ;;
     naive) role=$APP table=orders_naive ;;
     naive-explicit) role=$BYPASS table=orders_naive ;;
+    citus) role=$APP table=orders_citus ;;
   esac
   {
     echo '\set t random(0, 99)'
@@ -118,8 +132,12 @@ script() { # script QUERY VARIANT
   } > "$1_$2.sql"
 }
 queries=(aggregate lookup scan)
-variants=(explicit policy naive-explicit naive)
+variants=(explicit policy naive-explicit naive citus)
 for q in "${queries[@]}"; do for v in "${variants[@]}"; do script "$q" "$v"; done; done
+# The variants of each pgbench run (the Citus form's full scan is timed on its own).
+run_variants() { # run_variants QUERY
+  if [ "$1" = scan ]; then echo explicit policy naive-explicit naive; else echo "${variants[@]}"; fi
+}
 
 # Each variant returns the same rows.
 same() { # same QUERY: runs the three scripts' query for tenant 7, order 507
@@ -137,11 +155,20 @@ sed -e '/^\\set/d' -e 's/:t\b/7/g' -e 's/^SELECT count/EXPLAIN (COSTS OFF) SELEC
 for round in $(seq "$ROUNDS"); do
   for q in "${queries[@]}"; do
     pgbench -n -M prepared -c 1 -j 1 -T "$SECONDS_PER_RUN" \
-      $(printf -- "-f ${q}_%s.sql@1 " "${variants[@]}") "$BENCH_URL" 2>/dev/null |
+      $(printf -- "-f ${q}_%s.sql@1 " $(run_variants "$q")) "$BENCH_URL" 2>/dev/null |
       awk -v r="$round" -v q="$q" '
         /^SQL script [0-9]+: / { split($4, f, "_"); v = f[2]; sub(/\.sql$/, "", v) }
         /latency average/ && v != "" { print r, q, v, $5 }' >> results.txt
   done
+  # The Citus form's full scan against the explicit WHERE on the same copy, one at a time.
+  for i in $(seq "$CITUS_SCANS"); do
+    for v in naive-explicit citus; do
+      pgbench -n -M prepared -c 1 -j 1 -t 1 -f "scan_$v.sql" "$BENCH_URL" 2>/dev/null |
+        awk -v v="$v" '/latency average/ { print v, $4 }' >> "citus_$round.txt"
+    done
+  done
+  awk -v r="$round" '{ n[$1]++; t[$1] += $2 } END { for (v in n) print r, "scan", (v == "citus" ? "citus" : "citus-base"), t[v] / n[v] }' \
+    "citus_$round.txt" >> results.txt
   echo "round $round:" $(awk -v r="$round" '$1 == r { printf "%s/%s %.3f ms  ", $2, $3, $4 }' results.txt)
 done
 
@@ -156,12 +183,14 @@ def med(q, v): return statistics.median(ms[q, v].values())
 def ratio(q, v, base): return statistics.median(ms[q, v][r] / ms[q, base][r] for r in ms[q, v])
 names = {"aggregate": "per-tenant aggregate", "lookup": "point look-up", "scan": "aggregate, full scan"}
 print(f"\nmean latency per transaction (ms), median of {rounds} runs of {seconds} s:")
-print(f"  {'':22}{'explicit WHERE':>16}{'pgx policy':>12}{'explicit (copy)':>17}{'naive policy':>14}")
+print(f"  {'':22}{'explicit WHERE':>16}{'pgx policy':>12}{'explicit (copy)':>17}{'naive policy':>14}{'Citus form':>12}")
 for q, name in names.items():
     print(f"  {name:22}{med(q, 'explicit'):16.3f}{med(q, 'policy'):12.3f}"
-          f"{med(q, 'naive-explicit'):17.3f}{med(q, 'naive'):14.3f}")
+          f"{med(q, 'naive-explicit'):17.3f}{med(q, 'naive'):14.3f}{med(q, 'citus'):12.3f}")
 print("ratio to the explicit WHERE on the same table (goal for the pgx policy: <= 1.1):")
 for q, name in names.items():
+    citus_base = "citus-base" if q == "scan" else "naive-explicit"
     print(f"  {name:22} pgx policy {ratio(q, 'policy', 'explicit'):.3f}x"
-          f"   naive policy {ratio(q, 'naive', 'naive-explicit'):.3f}x")
+          f"   naive policy {ratio(q, 'naive', 'naive-explicit'):.3f}x"
+          f"   Citus form {ratio(q, 'citus', citus_base):.3f}x")
 PY

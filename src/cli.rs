@@ -75,7 +75,7 @@ pub enum Command {
     /// The project's own PostgreSQL cluster in .pgx/, used when no database URL is set.
     #[command(subcommand)]
     Dev(Dev),
-    /// Schema per tenant: create, list and drop tenant schemas.
+    /// Tenants: create, list and drop tenant schemas; check tenant-isolated tables.
     #[command(subcommand)]
     Tenant(Tenant),
     /// Tables partitioned by the partition pattern.
@@ -393,8 +393,8 @@ pub struct CheckArgs {
     pub json: JsonArgs,
 }
 
-/// Schema-per-tenant commands. A tenant schema is `<tenant_schema_prefix><name>` and holds its
-/// own `_sqlx_migrations`.
+/// Tenants: schemas per tenant (a tenant schema is `<tenant_schema_prefix><name>` and holds its
+/// own `_sqlx_migrations`), and the check of tables shared by tenants under row security.
 #[derive(Debug, Subcommand)]
 pub enum Tenant {
     /// Create tenant schemas and apply every tenant migration inside each.
@@ -411,6 +411,20 @@ pub enum Tenant {
     },
     /// Every tenant schema with its migration state.
     List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        json: JsonArgs,
+    },
+    /// Find the side doors around row security on every table the tenant pattern isolated.
+    ///
+    /// Inspects the database as it is now: views without security_invoker and materialized
+    /// views over the tables or their partitions, SECURITY DEFINER functions of roles that
+    /// bypass row security reading them, foreign keys and unique keys across tenants,
+    /// partitions without pgx's policies or with extra permissive ones, row security not
+    /// forced, no index led by the tenant column, BYPASSRLS roles with privileges on them.
+    /// One line per door naming the object and the fix; exits 1 if there is any.
+    Check {
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]

@@ -1,13 +1,16 @@
-//! `pgx tenant add|list|drop` and `pgx migrate up --tenants`: schema per tenant.
+//! `pgx tenant add|list|drop` and `pgx migrate up --tenants`: schema per tenant; `pgx tenant
+//! check`: the side doors of tables shared by tenants under row security.
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::cli::{self, DbArgs};
+use crate::db::tenant_check;
 use crate::error::{Error, Result};
 use crate::migrate::{Migration, Outcome, files, tenants};
 use crate::output;
+use crate::pattern::infra;
 use crate::project::Project;
 
 /// Prints each migration applied in a tenant schema, when asked to.
@@ -91,6 +94,50 @@ pub async fn run(project: &Project, command: cli::Tenant) -> Result<()> {
             db,
             lock,
         } => drop(project, &name, yes.yes, &db, lock.lock_timeout).await,
+        cli::Tenant::Check { db, json } => check(project, &db, json.json).await,
+    }
+}
+
+/// `pgx tenant check`: in the schema the project's pgx_install migration names.
+async fn check(project: &Project, db: &DbArgs, json: bool) -> Result<()> {
+    let installed = infra::installed("pgx", &files::up_files(&project.migrations_dir())?);
+    let schema = installed
+        .as_ref()
+        .and_then(|i| i.params.get("pgx_schema"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("pgx")
+        .to_string();
+    let url = super::database_url(project, db)?;
+    let report = tenant_check::check(&url, &schema).await?;
+    if json {
+        output::json(&report)?;
+    } else {
+        let mut text = String::new();
+        if report.tables.is_empty() {
+            text.push_str(&format!(
+                "no tenant-isolated tables (none registered in schema {schema:?})\n"
+            ));
+        }
+        for t in &report.tables {
+            if t.doors.is_empty() {
+                text.push_str(&format!("{} ({}): no side door found\n", t.table, t.column));
+            }
+            for d in &t.doors {
+                text.push_str(&format!("{}: {}; fix: {}\n", t.table, d.detail, d.fix));
+            }
+        }
+        output::out(&text)?;
+    }
+    match report.doors() {
+        0 => Ok(()),
+        n => Err(Error::CheckFailed {
+            message: format!(
+                "{n} side door{} around row security on {} of {} tenant-isolated tables",
+                if n == 1 { "" } else { "s" },
+                report.tables.iter().filter(|t| !t.doors.is_empty()).count(),
+                report.tables.len()
+            ),
+        }),
     }
 }
 

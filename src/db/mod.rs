@@ -1,5 +1,6 @@
 //! The database layer: finding the database (a configured URL, else the project's dev cluster),
-//! connecting with errors that name the server but never the password, and catalog snapshots.
+//! connecting with errors that name the server but never the password, catalog snapshots, and
+//! the side doors of tenant-isolated tables.
 //!
 //! Uses `project`, `sql` and `error`; never `pattern`, `migrate` or `commands`.
 
@@ -7,6 +8,7 @@ pub mod dev;
 pub mod dump;
 pub mod inspect;
 pub mod snapshot;
+pub mod tenant_check;
 pub mod url;
 
 use std::str::FromStr;

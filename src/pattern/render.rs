@@ -292,12 +292,18 @@ pub fn render_recording(
         format!("{}{}", header(&info, direction), tidy(body))
     };
     let steps = match (pieces(up_name, &up)?, pieces(down_name, &down)?) {
-        (None, None) => vec![Step {
-            name: None,
-            up: file("up", None, no_transaction, &up),
-            down: file("down", None, no_transaction, &down),
-            no_transaction,
-        }],
+        (None, None) => {
+            if no_transaction {
+                single_statement(up_name, None, &up, 1..=1)?;
+                single_statement(down_name, None, &down, 0..=1)?;
+            }
+            vec![Step {
+                name: None,
+                up: file("up", None, no_transaction, &up),
+                down: file("down", None, no_transaction, &down),
+                no_transaction,
+            }]
+        }
         (Some(ups), Some(downs)) => {
             let shape = |ps: &[Piece<'_>]| -> Vec<(String, bool)> {
                 ps.iter()
@@ -326,8 +332,8 @@ pub fn render_recording(
                 }
                 let at = Some((steps.len() + 1, total, u.name));
                 if u.no_transaction {
-                    single_statement(up_name, u.name, &u.body, 1..=1)?;
-                    single_statement(down_name, d.name, &d.body, 0..=1)?;
+                    single_statement(up_name, Some(u.name), &u.body, 1..=1)?;
+                    single_statement(down_name, Some(d.name), &d.body, 0..=1)?;
                 }
                 steps.push(Step {
                     name: Some(u.name.to_string()),
@@ -356,10 +362,11 @@ pub fn render_recording(
 
 /// sqlx sends a `-- no-transaction` file as one query, which PostgreSQL runs as an implicit
 /// transaction: a second statement (or one that refuses to run in a transaction block next to
-/// another) makes it fail. Such a step holds exactly one statement.
+/// another) makes it fail. Such a file, a step's or a whole pattern's, holds one statement;
+/// several need steps (`-- pgx:step NAME no-transaction`), one each.
 fn single_statement(
     template: &str,
-    step: &str,
+    step: Option<&str>,
     body: &str,
     allowed: std::ops::RangeInclusive<usize>,
 ) -> Result<()> {
@@ -367,9 +374,13 @@ fn single_statement(
     if allowed.contains(&n) {
         return Ok(());
     }
+    let what = match step {
+        Some(step) => format!("no-transaction step `{step}`"),
+        None => "a no-transaction migration".to_string(),
+    };
     Err(Error::Render {
         message: format!(
-            "{template}: no-transaction step `{step}` renders {n} statements; it must hold {} (sqlx-cli sends such a file as one query, which PostgreSQL runs as one transaction)",
+            "{template}: {what} renders {n} statements; it must hold {} (sqlx-cli sends such a file as one query, which PostgreSQL runs as one transaction; split it into steps with `-- pgx:step NAME no-transaction`, one statement each)",
             if *allowed.start() == 0 {
                 "at most one"
             } else {

@@ -249,6 +249,8 @@ fn new_on_a_table_with_a_tenant_column_uses_it_and_its_type() {
         ])
         .args([
             "--set",
+            "global_unique=customer_pkey",
+            "--set",
             "secure_views=true",
             "--set",
             &format!("role={}", app.name),
@@ -287,7 +289,11 @@ fn new_on_a_table_with_a_tenant_column_uses_it_and_its_type() {
         as_app("SELECT count(*) FROM customer_list"),
         vec![vec![Some("1".into())]]
     );
-    p.pgx().db(&db).args(["migrate", "down"]).ok();
+    // The tenant migration, and pgx's own schema, which `pgx new` wrote before it.
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "down", "--steps", "2"])
+        .ok();
     assert_eq!(
         before.diff(&db.snapshot()),
         vec![],
@@ -313,6 +319,26 @@ fn new_on_a_partitioned_table_isolates_every_partition() {
         ])
         .ok();
     run.stderr_has("inferred partitioned=true: public.payment is partitioned (2 partitions)");
+    // The key across tenants the migration would refuse is named when the migration is written.
+    run.stderr_has("global_unique: unique keys of public.payment without tenant_id: payment_pkey");
+    for f in run
+        .stdout
+        .lines()
+        .filter(|f| f.contains("_tenant_payment."))
+    {
+        std::fs::remove_file(p.join(f)).unwrap();
+    }
+    p.pgx()
+        .db(&db)
+        .args([
+            "new",
+            "tenant",
+            "payment",
+            "--set",
+            &format!("role={}", app.name),
+        ])
+        .args(["--set", "global_unique=payment_pkey"])
+        .ok();
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let tenant = "9b2f1f5e-7d1c-4c55-8a0e-3e4f5a6b7c8d";
     db.exec(&format!(

@@ -704,6 +704,8 @@ fn a_partition_created_later_is_isolated_by_tenant_and_audited() {
             "--set",
             "type=bigint",
             "--set",
+            "global_unique=events_pkey",
+            "--set",
             &format!("role={}", app.name),
         ])
         .ok();

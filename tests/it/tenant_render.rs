@@ -89,6 +89,9 @@ fn existing_column_with_every_option() {
             ("references", "core.tenants(id)"),
             ("role", "app"),
             ("unique", "email,Code"),
+            ("global_unique", "orders_pkey"),
+            ("composite_keys", "true"),
+            ("strict", "true"),
             ("view", "my_orders"),
             ("secure_views", "true"),
         ],
@@ -96,7 +99,7 @@ fn existing_column_with_every_option() {
 }
 
 #[test]
-fn concurrently_is_a_no_transaction_migration() {
+fn concurrently_is_split_into_single_statement_no_transaction_steps() {
     let r = check(
         "concurrently",
         "orders",
@@ -105,15 +108,76 @@ fn concurrently_is_a_no_transaction_migration() {
             ("backfill", "7"),
             ("type", "bigint"),
             ("references", "tenants(id)"),
+            ("unique", "email"),
         ],
     );
-    assert!(r.no_transaction());
-    assert!(r.up().starts_with("-- no-transaction\n"));
-    assert!(r.down().starts_with("-- no-transaction\n"));
-    assert!(r.up().contains(
-        "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_tenant_id_idx ON public.orders (tenant_id);"
+    let shape: Vec<(&str, bool)> = r
+        .steps
+        .iter()
+        .map(|s| (s.name.as_deref().unwrap(), s.no_transaction))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("prepare", false),
+            ("validate", false),
+            ("build_1", true),
+            ("retry", false),
+            ("rebuild_1", true),
+            ("isolate", false),
+        ]
+    );
+    for step in r.steps.iter().filter(|s| s.no_transaction) {
+        assert!(step.up.starts_with("-- no-transaction\n"), "{}", step.up);
+        assert_eq!(pgx::sql::split_statements(&step.up).len(), 1, "{}", step.up);
+        assert!(
+            pgx::sql::split_statements(&step.down).len() <= 1,
+            "{}",
+            step.down
+        );
+    }
+    let build = &r.steps[2];
+    assert!(build.up.contains(
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS orders_tenant_id_email_key ON public.orders (tenant_id, email);"
     ));
-    assert!(r.up().contains("\nBEGIN;\n") && r.up().contains("\nCOMMIT;\n"));
+    assert!(
+        build
+            .down
+            .contains("DROP INDEX CONCURRENTLY IF EXISTS public.orders_tenant_id_email_key;")
+    );
+    // The transactional steps open with a short lock timeout, as every pattern does.
+    for step in r.steps.iter().filter(|s| !s.no_transaction) {
+        assert!(
+            step.up.contains("SET LOCAL lock_timeout = '5s';"),
+            "{}",
+            step.up
+        );
+    }
+}
+
+/// A pattern that runs outside a transaction as one migration may hold one statement: sqlx-cli
+/// sends the file as one query, which PostgreSQL runs as one transaction.
+#[test]
+fn the_engine_refuses_any_no_transaction_rendering_of_several_statements() {
+    let p = Project::new();
+    p.write(
+        "patterns/two_indexes.yaml",
+        "name: two_indexes\nsummary: Two indexes at once\ntarget: table\nno_transaction: true\ntemplates: { up: two_indexes/up.sql.tera, down: two_indexes/down.sql.tera }\n",
+    );
+    p.write(
+        "templates/two_indexes/up.sql.tera",
+        "CREATE INDEX CONCURRENTLY a ON {{ table | qualified }} (a);\nCREATE INDEX CONCURRENTLY b ON {{ table | qualified }} (b);\n",
+    );
+    p.write(
+        "templates/two_indexes/down.sql.tera",
+        "DROP INDEX CONCURRENTLY {{ \"a\" | qualified(schema=table.schema) }};\n",
+    );
+    p.pgx()
+        .args(["new", "two_indexes", "orders"])
+        .fails()
+        .stderr_has("two_indexes/up.sql.tera: a no-transaction migration renders 2 statements; it must hold exactly one")
+        .stderr_has("-- pgx:step NAME no-transaction");
+    assert_eq!(p.files("migrations"), Vec::<String>::new());
 }
 
 #[test]
@@ -123,14 +187,24 @@ fn partitioned_table() {
         "events",
         &[("partitioned", "true"), ("type", "integer")],
     );
+    // One event trigger for every partitioned tenant table, calling pgx's helper: created by
+    // the first, dropped with the last.
+    assert!(r.up().contains(
+        "CREATE EVENT TRIGGER pgx_tenant_partitions ON ddl_command_end\n                WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')\n                EXECUTE FUNCTION pgx.tenant_new_partitions();"
+    ));
     assert!(
-        r.up().contains(
-            "CREATE EVENT TRIGGER public_events_isolate_new_partitions ON ddl_command_end"
-        )
+        r.up()
+            .contains("PERFORM pgx.tenant_isolate_partition(part.relid, tbl);")
     );
     assert!(
         r.down()
-            .contains("DROP EVENT TRIGGER public_events_isolate_new_partitions;")
+            .contains("DROP EVENT TRIGGER IF EXISTS pgx_tenant_partitions;")
+    );
+    // Nothing in the table's own schema for the event trigger to call.
+    assert!(
+        !r.up().contains("CREATE FUNCTION public.events_isolate"),
+        "{}",
+        r.up()
     );
 }
 
@@ -145,20 +219,58 @@ fn citus_distribution() {
             ("unique", "number"),
         ],
     );
+    let (up, down) = (r.up(), r.down());
     assert!(
-        r.up()
-            .contains("SELECT create_distributed_table('public.orders', 'tenant_id');"),
-        "{}",
-        r.up()
+        up.contains("SELECT pg_catalog.create_distributed_table('public.orders', 'tenant_id');"),
+        "{up}"
     );
+    // One permissive policy, USING and WITH CHECK, no subquery: Citus refuses subqueries in
+    // policies and re-creates policies on the shards without AS RESTRICTIVE, where a second
+    // permissive policy would widen isolation.
+    assert_eq!(up.matches("CREATE POLICY").count(), 1, "{up}");
+    assert!(up.contains(
+        "CREATE POLICY orders_tenant_isolation ON public.orders AS PERMISSIVE FOR ALL TO PUBLIC\n    USING (tenant_id = public.orders_current_tenant())\n    WITH CHECK (tenant_id = public.orders_current_tenant());"
+    ));
     assert!(
-        r.down()
-            .contains("SELECT undistribute_table('public.orders');")
+        !up.contains("(SELECT public.orders_current_tenant())"),
+        "{up}"
     );
-    // Distributed before the policies, so Citus creates them on every shard.
-    let distribute = r.up().find("create_distributed_table(").unwrap();
-    let policy = r.up().find("CREATE POLICY").unwrap();
-    assert!(distribute < policy);
+    assert!(!up.contains("AS RESTRICTIVE FOR"), "{up}");
+    // Distributed before the policy, so Citus creates it on every shard.
+    let distribute = up.find("create_distributed_table(").unwrap();
+    assert!(distribute < up.find("CREATE POLICY").unwrap());
+    // Refusals before anything changes: identity columns, local tables referencing it,
+    // triggers (the audit pattern's), other policies.
+    let checks = up.find("-- Checks before anything changes").unwrap();
+    let first_change = up
+        .find("CREATE FUNCTION public.orders_current_tenant")
+        .unwrap();
+    for refusal in [
+        "has identity column(s)",
+        "local table(s) % reference %",
+        "has trigger(s) %",
+        "has policy(ies) %",
+    ] {
+        let at = up.find(refusal).unwrap_or_else(|| panic!("{refusal}"));
+        assert!(checks < at && at < first_change, "{refusal}");
+    }
+    // Down: sequential mode first; the policy dropped and row security off before
+    // undistribute_table, which is followed by the row count check; functions last.
+    let order = [
+        "SET LOCAL citus.multi_shard_modify_mode TO 'sequential';",
+        "DROP POLICY orders_tenant_isolation ON public.orders;",
+        "ALTER TABLE public.orders NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;",
+        "PERFORM pg_catalog.undistribute_table('public.orders');",
+        "refusing to lose rows",
+        "COMMENT ON TABLE %s IS %L",
+        "DROP FUNCTION public.orders_current_tenant();",
+    ];
+    let at: Vec<usize> = order
+        .iter()
+        .map(|s| down.find(s).unwrap_or_else(|| panic!("{s}\n{down}")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{order:?} at {at:?}");
+    assert!(up.contains("SET LOCAL citus.multi_shard_modify_mode TO 'sequential';"));
 }
 
 #[test]
@@ -173,8 +285,9 @@ fn names_are_quoted_and_passed_to_citus_unquoted() {
     );
     // Citus takes the column name as it is, not as SQL.
     assert!(
-        r.up()
-            .contains("SELECT create_distributed_table('public.\"Order Items\"', 'Tenant Id');"),
+        r.up().contains(
+            "SELECT pg_catalog.create_distributed_table('public.\"Order Items\"', 'Tenant Id');"
+        ),
         "{}",
         r.up()
     );
@@ -187,10 +300,6 @@ fn refused_inputs_fail_with_one_error_line() {
         (
             vec!["--set", "setting=tenant"],
             "setting must be a custom setting named prefix.name",
-        ),
-        (
-            vec!["--set", "column=a$pgx$b"],
-            "containing `$pgx$` cannot be used",
         ),
         (
             vec!["--set", "partitioned=true", "--set", "concurrently=true"],
@@ -212,4 +321,31 @@ fn refused_inputs_fail_with_one_error_line() {
             .stderr_has(message);
     }
     assert_eq!(p.files("migrations"), Vec::<String>::new());
+}
+
+/// pgx's own schema, as the tenant pattern's first migration installs it.
+#[test]
+fn pgx_install_rendering() {
+    let catalog = Catalog::builtin().unwrap();
+    let pattern = catalog.get("pgx_install").unwrap();
+    let resolved = pattern.resolve(&[]).unwrap();
+    let r = render_pattern(
+        &Renderer::new(&catalog).unwrap(),
+        pattern,
+        "public",
+        None,
+        &resolved,
+    )
+    .unwrap();
+    snapshot("pgx_install.up.sql", &r.up());
+    snapshot("pgx_install.down.sql", &r.down());
+    assert!(r.up().contains("-- pgx provides: \"pgx\" 1\n"));
+    // Only the helper the event trigger runs as whoever creates a partition is left to PUBLIC.
+    assert!(r.up().contains(
+        "REVOKE ALL ON FUNCTION pgx.tenant_key(oid), pgx.tenant_create_key(jsonb), pgx.tenant_foreign_key(oid), pgx.tenant_create_foreign_key(jsonb) FROM PUBLIC;"
+    ));
+    assert!(
+        r.up()
+            .contains("REVOKE ALL ON FUNCTION pgx.tenant_new_partitions() FROM PUBLIC;")
+    );
 }

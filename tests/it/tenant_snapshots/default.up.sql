@@ -7,15 +7,58 @@
 -- param backfill = null
 -- param references = null
 -- param role = null
--- param unique = null
+-- param unique = []
+-- param global_unique = []
+-- param composite_keys = false
+-- param strict = false
 -- param partitioned = false
 -- param view = null
 -- param secure_views = false
 -- param concurrently = false
 -- param distribute = "none"
+-- param pgx_schema = "pgx"
 -- param lock_timeout = "5s"
 
 SET LOCAL lock_timeout = '5s';
+-- Names resolve in pg_catalog only until the end of this migration, whatever the session's
+-- search_path says (which a less privileged role may have filled with look-alikes).
+SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
+       pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+DO $pgx$
+DECLARE
+    owner_oid oid;
+    others text;
+BEGIN
+    SELECT n.nspowner INTO owner_oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pgx';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schema % does not exist: %', 'pgx', 'the tenant pattern keeps its registry there: apply the pgx_install migration first (pgx new pgx_install)';
+    END IF;
+    -- Superusers can do anything anyway; any other owner could replace what pgx puts there.
+    IF owner_oid <> pg_catalog.to_regrole(CURRENT_USER)
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = owner_oid) THEN
+        RAISE EXCEPTION 'schema % belongs to role %, not to %: pgx keeps objects there that run with elevated rights, and the owner of a schema can drop and replace what is in it',
+            'pgx', pg_catalog.pg_get_userbyid(owner_oid), CURRENT_USER
+            USING HINT = pg_catalog.format('ALTER SCHEMA %I OWNER TO %I (as a superuser), or use another schema', 'pgx', CURRENT_USER);
+    END IF;
+    -- Roles other than the owner that can create objects in it, or act as its owner.
+    SELECT pg_catalog.string_agg(DISTINCT w.name, ', ' ORDER BY w.name) INTO others
+    FROM (
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END AS name, a.grantee
+        FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+        WHERE n.nspname = 'pgx' AND a.privilege_type = 'CREATE' AND a.grantee <> owner_oid
+        UNION ALL
+        SELECT r.rolname::text, r.oid FROM pg_catalog.pg_roles r
+        WHERE r.oid <> owner_oid AND pg_catalog.pg_has_role(r.oid, owner_oid, 'MEMBER')
+    ) w
+    WHERE w.grantee = 0 OR NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = w.grantee);
+    IF others IS NOT NULL THEN
+        RAISE EXCEPTION 'schema % is writable by % besides its owner %: pgx keeps objects there that run with elevated rights, and a role that can create objects in a schema can plant look-alikes of them',
+            'pgx', others, pg_catalog.pg_get_userbyid(owner_oid)
+            USING HINT = pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM ...; revoke memberships in role %I', 'pgx', pg_catalog.pg_get_userbyid(owner_oid));
+    END IF;
+END
+$pgx$;
 
 -- Checks before anything changes; each failure says how to proceed.
 DO $pgx$
@@ -31,6 +74,10 @@ BEGIN
     ELSIF kind = 'p' THEN
         RAISE EXCEPTION '% is partitioned: render this migration with --set partitioned=true, so that its partitions are isolated too', 'public.orders';
     END IF;
+    SELECT pg_catalog.format('%s (column %I)', r.relid, r.tenant_column) INTO problem FROM pgx.tenant_tables r WHERE r.relid = tbl;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '% is tenant-isolated already: % is in %', 'public.orders', problem, 'pgx.tenant_tables';
+    END IF;
 
     -- Fails on a name PostgreSQL would not accept as a custom setting. Local to this statement.
     PERFORM pg_catalog.set_config('app.current_tenant', '', true);
@@ -40,36 +87,63 @@ BEGIN
     IF col_type IS NOT NULL THEN
         RAISE EXCEPTION '% already has a column %: render this migration with --set add_column=false to use it', 'public.orders', 'tenant_id';
     END IF;
-    IF col_type IS NULL AND EXISTS (SELECT FROM public.orders) THEN
+    IF EXISTS (SELECT FROM public.orders) THEN
         RAISE EXCEPTION '% has rows, and this migration has no tenant to give them: render it with --set backfill=<tenant id> to give them all one tenant, or add and fill the column yourself and render it with --set add_column=false', 'public.orders'
             USING HINT = pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s; UPDATE %s SET %I = ...', 'public.orders', 'tenant_id', 'uuid'::regtype, 'public.orders', 'tenant_id');
+    END IF;
+END
+$pgx$;
+
+-- Ways around row security next to the table: refused here unless this migration closes them.
+DO $pgx$
+DECLARE
+    tbl regclass := 'public.orders';
+    problem text;
+BEGIN
+    SELECT pg_catalog.string_agg(d.object, ', ' ORDER BY d.object) INTO problem
+    FROM pgx.tenant_doors(tbl, 'tenant_id', ARRAY[]::name[]) d
+    WHERE d.kind = 'materialized_view';
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'materialized view(s) % read %: row security does not apply to them, and once refreshed by their owner they hold every tenant''s rows',
+            problem, 'public.orders'
+            USING HINT = pg_catalog.format('drop them, or re-create them per tenant, or as views WITH (security_invoker = true) that filter on %I', 'tenant_id');
     END IF;
 
     -- A view runs with its owner's rights unless it is security_invoker: owned by a superuser
     -- or a BYPASSRLS role, it would show every tenant's rows.
-    SELECT pg_catalog.string_agg(dependent.view, ', ' ORDER BY dependent.view) INTO problem
-    FROM (WITH RECURSIVE dependent(oid) AS (
-        -- Views reading the table, and views reading those, through their rewrite rules.
-        SELECT r.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
-        WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
-          AND d.refobjid = tbl AND r.ev_class <> tbl
-        UNION
-        SELECT r.ev_class FROM dependent
-        JOIN pg_catalog.pg_depend d ON d.refobjid = dependent.oid
-        JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
-        WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
-          AND r.ev_class <> dependent.oid
-    )
-    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS view,
-           coalesce((SELECT o.option_value::bool FROM pg_catalog.pg_options_to_table(c.reloptions) o
-                     WHERE o.option_name = 'security_invoker'), false) AS invoker
-    FROM dependent
-    JOIN pg_catalog.pg_class c ON c.oid = dependent.oid
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'v') AS dependent
-    WHERE NOT invoker;
+    SELECT pg_catalog.string_agg(d.object, ', ' ORDER BY d.object) INTO problem
+    FROM pgx.tenant_doors(tbl, 'tenant_id') d WHERE d.kind = 'view';
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'view(s) % read % with their owner''s rights: recreate them WITH (security_invoker = true), or render with --set secure_views=true to switch them', problem, 'public.orders';
+    END IF;
+
+    SELECT pg_catalog.string_agg(d.object || ' (owned by ' || pg_catalog.pg_get_userbyid(p.proowner) || ')', ', ' ORDER BY d.object) INTO problem
+    FROM pgx.tenant_doors(tbl, 'tenant_id') d JOIN pg_catalog.pg_proc p ON p.oid = (d.data ->> 'oid')::oid
+    WHERE d.kind = 'definer';
+    IF problem IS NOT NULL THEN
+        RAISE WARNING 'SECURITY DEFINER function(s) % read % with the rights of a role that bypasses row security: they return every tenant''s rows to whoever may call them; make them SECURITY INVOKER, or owned by a role without BYPASSRLS (render with --set strict=true to refuse them)',
+            problem, 'public.orders';
+    END IF;
+
+    -- Referential checks and cascades bypass row security.
+    SELECT pg_catalog.string_agg(d.object, ', ' ORDER BY d.object) INTO problem
+    FROM pgx.tenant_doors(tbl, 'tenant_id') d
+    WHERE d.kind = 'foreign_key';
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'foreign key(s) % cross tenants: referential checks and cascades bypass row security, so a tenant can reference (and so learn of) another tenant''s rows, and a delete cascades into other tenants'' rows',
+            problem
+            USING HINT = 'render with --set composite_keys=true to make each a (tenant column, column) reference to a (tenant column, key) unique key, or include the tenant column yourself';
+    END IF;
+
+    -- Global uniqueness lets a tenant take values another needs, and find out which values
+    -- the others use.
+    SELECT pg_catalog.string_agg(d.object, ', ' ORDER BY d.object) INTO problem
+    FROM pgx.tenant_doors(tbl, 'tenant_id', ARRAY[]::name[]) d
+    WHERE d.kind = 'unique';
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'unique key(s) % do not hold %: they are unique across tenants, so one tenant can take a value another needs and find out which values other tenants use',
+            problem, 'tenant_id'
+            USING HINT = 'render with --set unique=<column> for single-column keys (unique per tenant instead), include the tenant column in the others, or keep them global with --set global_unique=<key name>,...';
     END IF;
 END
 $pgx$;
@@ -85,7 +159,8 @@ RETURN CASE
     THEN pg_catalog.current_setting('app.current_tenant', true)::uuid
 END;
 
--- What is there before this migration changes it, for the down migration.
+-- The table in pgx's registry, with what is there before this migration changes it (for the
+-- down migration). Only the migrating role can write the registry.
 DO $pgx$
 DECLARE
     tbl regclass := 'public.orders';
@@ -93,7 +168,11 @@ DECLARE
 BEGIN
     SELECT pg_catalog.jsonb_build_object('row_security', c.relrowsecurity, 'force_row_security', c.relforcerowsecurity)
     INTO state FROM pg_catalog.pg_class c WHERE c.oid = tbl;
-    EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', 'public.orders_current_tenant()'::regprocedure, state);
+    -- `partitions` is set once the policies exist: until then the event trigger leaves the
+    -- table's partitions alone.
+    INSERT INTO pgx.tenant_tables (relid, tenant_column, current_tenant, isolation_policy, access_policy, partitions, citus, global_unique, restore)
+    VALUES (tbl, 'tenant_id', 'public.orders_current_tenant()'::regprocedure, 'orders_tenant_isolation', 'orders_tenant_access', false, false,
+            ARRAY[]::name[], state);
 END
 $pgx$;
 
@@ -104,8 +183,7 @@ ALTER TABLE public.orders ADD COLUMN tenant_id uuid NOT NULL DEFAULT public.orde
 DO $pgx$
 DECLARE
     tbl regclass := 'public.orders';
-    fn regprocedure := 'public.orders_current_tenant()';
-    state jsonb := pg_catalog.obj_description('public.orders_current_tenant()'::regprocedure, 'pg_proc')::jsonb;
+    state jsonb := (SELECT r.restore FROM pgx.tenant_tables r WHERE r.relid = 'public.orders'::regclass);
     found regclass;
 BEGIN
     SELECT i.indexrelid INTO found
@@ -120,15 +198,15 @@ BEGIN
         CREATE INDEX orders_tenant_id_idx ON public.orders (tenant_id);
     END IF;
     state := state || pg_catalog.jsonb_build_object('index_created', found IS NULL);
-    EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', fn, state);
+    UPDATE pgx.tenant_tables r SET restore = state WHERE r.relid = tbl;
 END
 $pgx$;
 
--- Row security, forced so that the table's owner is confined as well. Isolation is
--- RESTRICTIVE: no permissive policy added later can widen it. The second policy grants what
--- isolation allows; to narrow further, add RESTRICTIVE policies (or replace it).
+-- Row security, forced so that the table's owner is confined as well.
 ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
+-- Isolation is RESTRICTIVE: no permissive policy added later can widen it. The second policy
+-- grants what isolation allows; to narrow further, add RESTRICTIVE policies (or replace it).
 CREATE POLICY orders_tenant_isolation ON public.orders AS RESTRICTIVE FOR ALL TO PUBLIC
     USING (tenant_id = (SELECT public.orders_current_tenant()))
     WITH CHECK (tenant_id = (SELECT public.orders_current_tenant()));
@@ -136,3 +214,26 @@ CREATE POLICY orders_tenant_isolation ON public.orders AS RESTRICTIVE FOR ALL TO
 CREATE POLICY orders_tenant_access ON public.orders AS PERMISSIVE FOR ALL TO PUBLIC
     USING (true)
     WITH CHECK (true);
+
+-- The isolation expression as the server prints it: policies found later (on partitions, by
+-- `pgx tenant check`) are compared with it.
+UPDATE pgx.tenant_tables r SET policy_expression = pg_catalog.pg_get_expr(p.polqual, p.polrelid)
+FROM pg_catalog.pg_policy p
+WHERE r.relid = 'public.orders'::regclass AND p.polrelid = r.relid AND p.polname = 'orders_tenant_isolation';
+
+-- What this migration promises, checked in the catalog before it commits.
+DO $pgx$
+DECLARE
+    problem text;
+BEGIN
+    SELECT pg_catalog.string_agg(d.detail, '; ' ORDER BY d.kind, d.object) INTO problem
+    FROM pgx.tenant_doors('public.orders', 'tenant_id', ARRAY[]::name[]) d
+    WHERE d.kind IN ('row_security', 'policy', 'partition_policy', 'index');
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'the isolation of % is incomplete: %', 'public.orders', problem;
+    END IF;
+END
+$pgx$;
+
+-- The session's search_path again, for the runner's bookkeeping.
+SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('pgx.search_path'), true);
