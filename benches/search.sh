@@ -130,7 +130,7 @@ ranking() {
   "$PGX" add "create docs" --up "
 CREATE TABLE docs (id bigint PRIMARY KEY, title text NOT NULL, body text NOT NULL);
 GRANT SELECT ON docs TO $BYPASS;" --down "DROP TABLE docs;" >/dev/null
-  "$PGX" new tenant docs --set type=integer --set "role=$APP" >/dev/null
+  "$PGX" new tenant docs --set type=integer --set "role=$APP" --set global_unique=docs_pkey >/dev/null
   "$PGX" migrate up
   psql -q -v ON_ERROR_STOP=1 "$BENCH_URL" -c \
     "INSERT INTO docs (id, tenant_id, title, body) SELECT id, id % 100, title, body FROM corpus"

@@ -31,6 +31,8 @@ fn tenant_docs(db: &TestDb, app: &TestRole, extra: &[&str]) -> Project {
     );
     p.pgx()
         .args(["new", "tenant", "docs", "--set", "type=integer"])
+        // The tests' ids are global on purpose.
+        .args(["--set", "global_unique=docs_pkey"])
         .args(["--set", &format!("role={}", app.name)])
         .ok();
     let mut sets = vec!["columns=body", "tenant_column=tenant_id"];
@@ -190,6 +192,7 @@ fn with_timestamps_tenant_and_audit_on_one_table_every_down_reverses_its_up() {
     p.pgx().args(["new", "timestamps", "notes"]).ok();
     p.pgx()
         .args(["new", "tenant", "notes", "--set", "type=integer"])
+        .args(["--set", "global_unique=notes_pkey"])
         .args(["--set", &format!("role={}", app.name)])
         .ok();
     new_search(
@@ -243,6 +246,8 @@ fn soft_deleted_rows_are_never_found_and_the_index_covers_live_rows_only() {
     );
     p.pgx()
         .args(["new", "tenant", "docs", "--set", "type=integer"])
+        // The tests' ids are global on purpose.
+        .args(["--set", "global_unique=docs_pkey"])
         .args(["--set", &format!("role={}", app.name)])
         .ok();
     new_search(
