@@ -141,6 +141,37 @@ fn parts() -> Vec<String> {
              WHERE {user} AND t.typtype IN ('e', 'd', 'r', 'm')
                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')"
         ),
+        format!(
+            "SELECT 'text search configuration ' || quote_ident(n.nspname) || '.' || quote_ident(c.cfgname),
+                    concat_ws(' ', 'owner ' || pg_get_userbyid(c.cfgowner)::text,
+                              'parser ' || (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.prsname) FROM pg_ts_parser p
+                                             JOIN pg_namespace pn ON pn.oid = p.prsnamespace WHERE p.oid = c.cfgparser),
+                              (SELECT string_agg(m.maptokentype::text || '=' || m.mapdict::regdictionary::text, ',' ORDER BY m.maptokentype, m.mapseqno)
+                               FROM pg_ts_config_map m WHERE m.mapcfg = c.oid))
+             FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
+             WHERE {user}
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_ts_config'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
+        ),
+        format!(
+            "SELECT 'operator ' || quote_ident(n.nspname) || '.' || o.oprname || '(' || coalesce(format_type(o.oprleft, NULL), 'NONE') || ', ' || format_type(o.oprright, NULL) || ')',
+                    concat_ws(' ', 'owner ' || pg_get_userbyid(o.oprowner)::text, 'function ' || o.oprcode::regprocedure::text)
+             FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             WHERE {user}
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_operator'::regclass AND d.objid = o.oid AND d.deptype = 'e')"
+        ),
+        format!(
+            "SELECT 'operator family ' || quote_ident(n.nspname) || '.' || quote_ident(f.opfname) || ' using ' || am.amname,
+                    concat_ws(' ', 'owner ' || pg_get_userbyid(f.opfowner)::text,
+                              'operators ' || (SELECT string_agg(a.amopstrategy || '=' || a.amopopr::regoperator::text, ',' ORDER BY a.amopstrategy)
+                                               FROM pg_amop a WHERE a.amopfamily = f.oid),
+                              'functions ' || (SELECT string_agg(p.amprocnum || '=' || p.amproc::regprocedure::text, ',' ORDER BY p.amprocnum)
+                                               FROM pg_amproc p WHERE p.amprocfamily = f.oid),
+                              'classes ' || (SELECT string_agg(quote_ident(c.opcname) || CASE WHEN c.opcdefault THEN ' default' ELSE '' END, ',' ORDER BY c.opcname)
+                                             FROM pg_opclass c WHERE c.opcfamily = f.oid))
+             FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace JOIN pg_am am ON am.oid = f.opfmethod
+             WHERE {user}
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_opfamily'::regclass AND d.objid = f.oid AND d.deptype = 'e')"
+        ),
         "SELECT 'extension ' || quote_ident(x.extname), x.extversion || ' schema ' || quote_ident(n.nspname)
          FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
             .to_string(),
