@@ -17,6 +17,11 @@
 #   pgx           today's capture, log and indexes (hash indexes on row_key and old_key)
 #   pgx_noindex   today's capture without the two key indexes: what they cost
 #   pgx_nochanged today's capture not computing changed_columns: what that costs an UPDATE
+#   pgx_noset     today's capture without the SET clauses but search_path (timezone etc.):
+#                 what switching settings on every call costs (not a candidate: they make keys
+#                 compare equal across sessions)
+#   pgx_nolookup  today's capture with the per-statement registry query replaced by constants
+#                 (as trigger arguments or a cache would give them): what the query costs
 #   hash64        today's capture, btree on jsonb_hash_extended(key, 0) instead of hash on jsonb
 #   keytext       today's capture, btree on left(key::text, 200) COLLATE "C" (increasing keys;
 #                 200 characters are at most 800 bytes, far below the 2.7 kB btree entry limit,
@@ -41,7 +46,7 @@
 # postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
 
-ALL="plain floor floor_hash pgx pgx_noindex pgx_nochanged hash64 keytext lean lean_sorted lean_keytext castcheck"
+ALL="plain floor floor_hash pgx pgx_noindex pgx_nochanged pgx_noset pgx_nolookup hash64 keytext lean lean_sorted lean_keytext castcheck"
 VARIANTS=${VARIANTS:-$ALL}
 ROWS=${ROWS:-200000}
 ROUNDS=${ROUNDS:-3}
@@ -58,7 +63,7 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 WORK=$(mktemp -d)
 cleanup() {
     rm -rf "$WORK"
-    for v in $VARIANTS; do
+    for v in $VARIANTS tpl_plain tpl_floor tpl_pgx; do
         psql_admin -c "DROP DATABASE IF EXISTS pgx_bench_av_$v WITH (FORCE)" >/dev/null 2>&1 || true
     done
 }
@@ -76,13 +81,17 @@ TABLE='CREATE TABLE t (
 # ---------------------------------------------------------------------------------------------
 # The floor.
 # ---------------------------------------------------------------------------------------------
-floor_sql() {
+floor_log_sql() {
     cat <<'SQL'
 CREATE SCHEMA audit;
 CREATE TABLE audit.log (
     id bigint GENERATED ALWAYS AS IDENTITY, txid xid8, logged_at timestamptz, schema_name text,
     table_name text, operation text, row_key jsonb, new_row jsonb, old_row jsonb);
-CREATE FUNCTION audit.capture() RETURNS trigger LANGUAGE plpgsql AS $$
+SQL
+}
+floor_sql() {
+    cat <<'SQL'
+CREATE OR REPLACE FUNCTION audit.capture() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, operation, row_key, new_row)
@@ -119,6 +128,7 @@ CREATE TABLE audit.audited_table (
     excluded_columns smallint[] NOT NULL DEFAULT '{}',
     skip_unchanged   boolean NOT NULL
 );
+INSERT INTO audit.audited_table (relid, skip_unchanged) VALUES ('public.t', true);
 CREATE TABLE audit.log (
     id               bigint GENERATED ALWAYS AS IDENTITY,
     txid             xid8 NOT NULL,
@@ -304,6 +314,25 @@ castcheck_sql() {
 SQL
 }
 
+# pgx_noset: the function's header without the SET clauses but search_path.
+noset_decl() {
+    today_decl | grep -v -e "SET timezone" -e "SET intervalstyle" -e "SET extra_float_digits" \
+        -e "SET bytea_output" -e "SET work_mem" -e "SET jit"
+}
+# pgx_nolookup: what the registry query finds for table t, as constants.
+nolookup_lookup() {
+    cat <<'SQL'
+BEGIN
+    v_relid := TG_RELID;
+    v_schema := TG_TABLE_SCHEMA;
+    v_table := TG_TABLE_NAME;
+    v_skip := true;
+    v_excluded := '{}';
+    v_key := '{id}';
+    v_non_key := '{customer_id,status,amount,note,created_at}';
+SQL
+}
+
 pgx_sql() { # variant
     local idx=today
     case $1 in
@@ -311,7 +340,6 @@ pgx_sql() { # variant
     hash64 | lean | lean_sorted) idx=hash64 ;;
     keytext | lean_keytext) idx=keytext ;;
     esac
-    pgx_log_sql
     index_sql $idx
     case $1 in
     lean | lean_sorted | lean_keytext)
@@ -319,14 +347,14 @@ pgx_sql() { # variant
         lean_insert_update "$([ "$1" = lean_sorted ] && echo sorted)"
         today_delete_truncate ;;
     *)
-        today_decl; today_lookup
-        [ "$1" = castcheck ] && castcheck_sql
+        if [ "$1" = pgx_noset ]; then noset_decl; else today_decl; fi
+        if [ "$1" = pgx_nolookup ]; then nolookup_lookup; else today_lookup; fi
+        if [ "$1" = castcheck ]; then castcheck_sql; fi
         today_actor; today_env
         if [ "$1" = pgx_nochanged ]; then nochanged_insert_update; else today_insert_update; fi
         today_delete_truncate ;;
     esac
     cat <<'SQL'
-INSERT INTO audit.audited_table (relid, skip_unchanged) VALUES ('public.t', true);
 CREATE TRIGGER audit_insert AFTER INSERT ON t REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION audit.capture();
 CREATE TRIGGER audit_update AFTER UPDATE ON t REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -340,20 +368,45 @@ SQL
 index_of() {
     case $1 in
     floor | plain | floor_hash) echo floor ;;
-    pgx | pgx_nochanged | castcheck) echo today ;;
+    pgx | pgx_nochanged | pgx_noset | pgx_nolookup | castcheck) echo today ;;
     pgx_noindex) echo none ;;
     hash64 | lean | lean_sorted) echo hash64 ;;
     keytext | lean_keytext) echo keytext ;;
     esac
 }
-variant_sql() {
+# The shape of a variant's log: every variant's database is a copy of a template holding the
+# table and the log of its shape, the log already holding HISTORY rows (written by the floor's
+# or today's capture), without key indexes, triggers or capture function; the variant adds them
+# (setup only, not measured: copying a template is much faster than writing HISTORY rows
+# through each variant's capture).
+shape_of() {
+    case $1 in
+    plain) echo plain ;;
+    floor | floor_hash) echo floor ;;
+    pgx | pgx_noindex | pgx_nochanged | pgx_noset | pgx_nolookup | hash64 | keytext | lean | lean_sorted | lean_keytext | castcheck) echo pgx ;;
+    *) echo "unknown variant $1 (known: $ALL)" >&2; return 1 ;;
+    esac
+}
+template_sql() {
     echo "$TABLE"
+    case $1 in
+    floor) floor_log_sql; floor_sql ;;
+    pgx) pgx_log_sql; pgx_sql pgx_noindex ;;
+    esac
+}
+template_done_sql() {
+    case $1 in
+    floor) echo "DROP TRIGGER capture_insert ON t; DROP TRIGGER capture_update ON t; DROP FUNCTION audit.capture(); TRUNCATE t;" ;;
+    pgx) echo "DROP TRIGGER audit_insert ON t; DROP TRIGGER audit_update ON t; DROP TRIGGER audit_delete ON t;
+               DROP TRIGGER audit_truncate ON t; DROP FUNCTION audit.capture(); TRUNCATE t;" ;;
+    esac
+}
+variant_sql() {
     case $1 in
     plain) ;;
     floor) floor_sql ;;
     floor_hash) floor_sql; echo "CREATE INDEX log_row_key ON audit.log USING hash (row_key);" ;;
-    pgx | pgx_noindex | pgx_nochanged | hash64 | keytext | lean | lean_sorted | lean_keytext | castcheck) pgx_sql "$1" ;;
-    *) echo "unknown variant $1 (known: $ALL)" >&2; return 1 ;;
+    *) pgx_sql "$1" ;;
     esac
 }
 
@@ -367,14 +420,26 @@ insert_sql() {
 UPDATE_SQL="UPDATE t SET status = 'paid', amount = amount + 1"
 has_log() { [ "$1" != plain ]; }
 
+shapes=$(for v in $VARIANTS; do shape_of "$v"; done | sort -u)
+for shape in $shapes; do
+    tpl=pgx_bench_av_tpl_$shape
+    psql_admin -c "DROP DATABASE IF EXISTS $tpl WITH (FORCE)" -c "CREATE DATABASE $tpl"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$BASE/$tpl" -f <(template_sql "$shape")
+    if [ "$shape" != plain ] && [ "$HISTORY" -gt 0 ]; then
+        psql -X -q -v ON_ERROR_STOP=1 -d "$BASE/$tpl" -c "SET app.user_id = '42'" -c "$(insert_sql "$HISTORY")"
+    fi
+    psql -X -q -v ON_ERROR_STOP=1 -d "$BASE/$tpl" -c "$(template_done_sql "$shape")" -c "VACUUM ANALYZE"
+    echo "template $shape filled (load $(load))" >&2
+done
 for v in $VARIANTS; do
     variant_sql "$v" >"$WORK/$v.sql"
-    psql_admin -c "DROP DATABASE IF EXISTS pgx_bench_av_$v WITH (FORCE)" -c "CREATE DATABASE pgx_bench_av_$v"
+    psql_admin -c "DROP DATABASE IF EXISTS pgx_bench_av_$v WITH (FORCE)" \
+        -c "CREATE DATABASE pgx_bench_av_$v TEMPLATE pgx_bench_av_tpl_$(shape_of "$v")"
     psql_v "$v" -f "$WORK/$v.sql"
-    if has_log "$v" && [ "$HISTORY" -gt 0 ]; then
-        psql_v "$v" -c "$(insert_sql "$HISTORY")"
-    fi
     echo "installed $v (load $(load))" >&2
+done
+for shape in $shapes; do
+    psql_admin -c "DROP DATABASE pgx_bench_av_tpl_$shape"
 done
 
 # Milliseconds one statement takes, measured in the session around it (AFTER STATEMENT triggers
