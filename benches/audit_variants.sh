@@ -5,6 +5,7 @@
 #
 #   benches/audit_variants.sh                         # every variant, 200,000 rows, 3 rounds
 #   VARIANTS="floor pgx hash64" ROWS=50000 ROUNDS=1 HISTORY=0 benches/audit_variants.sh
+#   BULK_VARIANTS="plain floor pgx rec" PGBENCH=0 benches/audit_variants.sh
 #
 # Each variant lives in a database of its own (pgx_bench_av_<variant>) holding the same table
 # `t`, a log named audit.log and the capture function audit.capture(). The pgx variants start
@@ -32,13 +33,23 @@
 #                 and the actor is parsed without a subtransaction when it is plainly numeric
 #   lean_sorted   lean, writing the log in key-hash order
 #   lean_keytext  lean's capture with keytext's index
+#   lean_guard    lean, with a per-row size guard of the kind issue 11.4 needs (a row over 1 MB
+#                 would be recorded as a marker instead of converted): what the guard costs
+#   rec           the recommendation: lean with lean_guard's size guard, REC_INDEX's index
+#                 (default keytext), and the per-statement registry query replaced by one
+#                 primary-key look-up in a table of resolved names (audit.capture_plan), which
+#                 registration and the DDL event trigger would keep current
 #   castcheck     pgx plus a per-statement check that no column type (through domains, arrays,
 #                 composites, ranges, at any depth) has a user-defined cast to json/jsonb
 #                 (issue 9.1): the check's cost on single-row writes
 #
-# Bulk INSERT and UPDATE (one statement, ROWS rows) and single-row INSERT and UPDATE
-# transactions (pgbench, one client, synchronous_commit off), medians of ROUNDS rounds, the
-# variants alternating within each round; the load average is printed per round. Then the plan
+# Bulk INSERT and UPDATE (one statement, ROWS rows; for BULK_VARIANTS, default all), the cost
+# of one single-row statement (STATEMENTS single-row INSERTs, then UPDATEs, each a statement of
+# its own in a PL/pgSQL loop, so each fires the statement-level triggers once: microseconds per
+# statement, without the client round trip and commit that pgbench adds to both sides alike and
+# that drown the difference in noise on a loaded machine) and, with PGBENCH=1, single-row INSERT
+# and UPDATE transactions (pgbench, one client, synchronous_commit off); medians of ROUNDS
+# rounds, the variants alternating within each round; the load average is printed per round. Then the plan
 # of a look-up by key in each variant's log (EXPLAIN), and checks that every variant logged
 # every row.
 #
@@ -46,8 +57,11 @@
 # postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
 
-ALL="plain floor floor_hash pgx pgx_noindex pgx_nochanged pgx_noset pgx_nolookup hash64 keytext lean lean_sorted lean_keytext castcheck"
+ALL="plain floor floor_hash pgx pgx_noindex pgx_nochanged pgx_noset pgx_nolookup hash64 keytext lean lean_sorted lean_keytext lean_guard rec castcheck"
 VARIANTS=${VARIANTS:-$ALL}
+BULK_VARIANTS=${BULK_VARIANTS:-$VARIANTS}
+STATEMENTS=${STATEMENTS:-2000}
+PGBENCH=${PGBENCH:-1}
 ROWS=${ROWS:-200000}
 ROUNDS=${ROUNDS:-3}
 HISTORY=${HISTORY:-1000000}
@@ -252,7 +266,15 @@ lean_actor() {
     END IF;
 SQL
 }
-# $1: an ORDER BY clause for the INSERT's rows (lean_sorted), or nothing.
+# The row as JSON; with lean_guard, a marker instead when the row is over 1 MB.
+lean_row() {
+    if [ "$GUARD" = 1 ]; then
+        echo "CASE WHEN pg_catalog.pg_column_size($1) OPERATOR(pg_catalog.<=) 1048576 THEN pg_catalog.to_jsonb($1) ELSE pg_catalog.jsonb_build_object('#too_large', pg_catalog.pg_column_size($1)) END OPERATOR(pg_catalog.-) v_excluded"
+    else
+        echo "pg_catalog.to_jsonb($1) OPERATOR(pg_catalog.-) v_excluded"
+    fi
+}
+# $1: "sorted" to write the log in key-hash order (lean_sorted), or nothing.
 lean_insert_update() {
     cat <<SQL
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
@@ -260,7 +282,7 @@ lean_insert_update() {
                                row_key, new_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'INSERT', x.k, x.j, v_actor, v_role, v_app
           FROM (SELECT y.j, $(lean_key y.j) AS k
-                  FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM new_rows AS t OFFSET 0) AS y
+                  FROM (SELECT $(lean_row t) AS j FROM new_rows AS t OFFSET 0) AS y
                 OFFSET 0) AS x
         ${1:+ORDER BY pg_catalog.jsonb_hash_extended(x.k, 0)};
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
@@ -272,8 +294,8 @@ lean_insert_update() {
           FROM (SELECT j.nj, j.oj, $(lean_key j.nj) AS nk,
                        ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(j.nj) AS k
                               WHERE j.nj OPERATOR(pg_catalog.->) k IS DISTINCT FROM j.oj OPERATOR(pg_catalog.->) k) AS changed
-                  FROM (SELECT pg_catalog.to_jsonb(n.r) OPERATOR(pg_catalog.-) v_excluded AS nj,
-                               pg_catalog.to_jsonb(o.r) OPERATOR(pg_catalog.-) v_excluded AS oj
+                  FROM (SELECT $(lean_row n.r) AS nj,
+                               $(lean_row o.r) AS oj
                           FROM (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM new_rows AS t) AS n
                           JOIN (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM old_rows AS t) AS o
                             ON o.rn OPERATOR(pg_catalog.=) n.rn
@@ -333,17 +355,51 @@ BEGIN
 SQL
 }
 
+# rec: one primary-key look-up of the resolved names instead of the registry query.
+rec_decl() {
+    echo "CREATE TABLE audit.capture_plan (relid regclass PRIMARY KEY, schema_name text NOT NULL, table_name text NOT NULL,"
+    echo "    skip_unchanged boolean NOT NULL, excluded text[] NOT NULL, key text[], non_key text[], key1 text);"
+    echo "INSERT INTO audit.capture_plan VALUES ('public.t', 'public', 't', true, '{}', '{id}', '{customer_id,status,amount,note,created_at}', 'id');"
+    lean_decl
+}
+rec_lookup() {
+    cat <<'SQL'
+BEGIN
+    -- Names resolved at registration (and by the DDL event trigger after ALTER TABLE), for the
+    -- table and each of its partitions: one primary-key look-up per statement.
+    SELECT p.relid, p.schema_name, p.table_name, p.skip_unchanged, p.excluded, p.key, p.non_key, p.key1
+      INTO v_relid, v_schema, v_table, v_skip, v_excluded, v_key, v_non_key, v_key1
+      FROM audit.capture_plan AS p
+     WHERE p.relid OPERATOR(pg_catalog.=) TG_RELID;
+    IF NOT FOUND THEN
+        RAISE WARNING 'audit: %.% has audit triggers but is not registered; nothing was recorded',
+            TG_TABLE_SCHEMA, TG_TABLE_NAME;
+        RETURN NULL;
+    END IF;
+    IF v_relid OPERATOR(pg_catalog.<>) TG_RELID THEN
+        v_partition := pg_catalog.format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    END IF;
+SQL
+}
+rec_actor() { lean_actor | grep -v "v_key1 := "; }
+
 pgx_sql() { # variant
     local idx=today
     case $1 in
     pgx_noindex) idx=none ;;
-    hash64 | lean | lean_sorted) idx=hash64 ;;
+    hash64 | lean | lean_sorted | lean_guard) idx=hash64 ;;
     keytext | lean_keytext) idx=keytext ;;
+    rec) idx=${REC_INDEX:-keytext} ;;
     esac
     index_sql $idx
     case $1 in
-    lean | lean_sorted | lean_keytext)
+    rec)
+        rec_decl; rec_lookup; rec_actor; today_env
+        GUARD=1 lean_insert_update ""
+        today_delete_truncate ;;
+    lean | lean_sorted | lean_keytext | lean_guard)
         lean_decl; today_lookup; lean_actor; today_env
+        GUARD=$([ "$1" = lean_guard ] && echo 1 || echo 0)
         lean_insert_update "$([ "$1" = lean_sorted ] && echo sorted)"
         today_delete_truncate ;;
     *)
@@ -370,7 +426,8 @@ index_of() {
     floor | plain | floor_hash) echo floor ;;
     pgx | pgx_nochanged | pgx_noset | pgx_nolookup | castcheck) echo today ;;
     pgx_noindex) echo none ;;
-    hash64 | lean | lean_sorted) echo hash64 ;;
+    hash64 | lean | lean_sorted | lean_guard) echo hash64 ;;
+    rec) echo "${REC_INDEX:-keytext}" ;;
     keytext | lean_keytext) echo keytext ;;
     esac
 }
@@ -383,7 +440,7 @@ shape_of() {
     case $1 in
     plain) echo plain ;;
     floor | floor_hash) echo floor ;;
-    pgx | pgx_noindex | pgx_nochanged | pgx_noset | pgx_nolookup | hash64 | keytext | lean | lean_sorted | lean_keytext | castcheck) echo pgx ;;
+    pgx | pgx_noindex | pgx_nochanged | pgx_noset | pgx_nolookup | hash64 | keytext | lean | lean_sorted | lean_keytext | lean_guard | rec | castcheck) echo pgx ;;
     *) echo "unknown variant $1 (known: $ALL)" >&2; return 1 ;;
     esac
 }
@@ -463,7 +520,7 @@ declare -A samples
 loads=""
 for round in $(seq 1 "$ROUNDS"); do
     loads+="$(load) "
-    for v in $VARIANTS; do
+    for v in $BULK_VARIANTS; do
         psql_v "$v" -c "TRUNCATE t"
         vacuum "$v"
         samples[insert_$v]+="$(time_ms "$v" "$(insert_sql "$ROWS")") "
@@ -477,18 +534,58 @@ done
 for v in $VARIANTS; do
     has_log "$v" || continue
     logged=$(psql_v "$v" -At -c "SELECT count(*) FILTER (WHERE operation <> 'TRUNCATE') FROM audit.log")
-    expected=$((HISTORY + ROUNDS * 2 * ROWS))
+    expected=$HISTORY
+    case " $BULK_VARIANTS " in *" $v "*) expected=$((HISTORY + ROUNDS * 2 * ROWS)) ;; esac
     if [ "$logged" != "$expected" ]; then
         echo "$v: the log holds $logged rows; expected $expected" >&2
         exit 1
     fi
 done
 
-# Single-row transactions with the actor set as an application would: an INSERT, and an UPDATE
-# of a random row among ROWS.
+# Single-row statements, each its own statement in one PL/pgSQL loop (one transaction): time per
+# statement, and a check that each logged exactly one row.
+single_us() { # variant kind
+    local stmt logged="(SELECT count(*) FROM audit.log WHERE txid = pg_current_xact_id())"
+    has_log "$1" || logged=$STATEMENTS
+    if [ "$2" = insert ]; then
+        stmt="INSERT INTO t (customer_id, status, amount, note) VALUES (i % 1000, 'new', 9.99, 'single')"
+    else
+        stmt="UPDATE t SET status = 'paid', amount = amount + 1 WHERE id = (SELECT min(id) FROM t) + i % $ROWS"
+    fi
+    psql_v "$1" -At <<SQL | tail -n 1
+\\set ON_ERROR_STOP 1
+SET app.user_id = '42';
+BEGIN;
+SELECT clock_timestamp() AS t0 \\gset
+DO \$\$ BEGIN FOR i IN 1..$STATEMENTS LOOP $stmt; END LOOP; END \$\$;
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0') * 1000000 / $STATEMENTS) AS us \\gset
+SELECT CASE WHEN $logged = $STATEMENTS THEN :us ELSE -1 END;
+COMMIT;
+SQL
+}
 for v in $VARIANTS; do
     psql_v "$v" -c "TRUNCATE t" -c "$(insert_sql "$ROWS")"
     vacuum "$v"
+done
+for round in $(seq 1 "$ROUNDS"); do
+    loads+="$(load) "
+    for v in $VARIANTS; do
+        for kind in insert update; do
+            us=$(single_us "$v" "$kind")
+            if [ "$us" = -1 ]; then
+                echo "$v: single-row $kind statements did not log one row each" >&2
+                exit 1
+            fi
+            samples[us_${kind}_$v]+="$us "
+        done
+    done
+    echo "single-row round $round/$ROUNDS done (load $(load))" >&2
+done
+
+# Single-row transactions with the actor set as an application would: an INSERT, and an UPDATE
+# of a random row among ROWS.
+for v in $VARIANTS; do
+    [ "$PGBENCH" = 1 ] || break
     range=$(psql_v "$v" -At -F' ' -c "SELECT min(id), max(id) FROM t")
     cat >"$WORK/insert_$v.sql" <<SQL
 \\set c random(1, 1000)
@@ -511,6 +608,7 @@ tps() {
         awk '/^tps/ {printf "%.0f", $3}'
 }
 for round in $(seq 1 "$ROUNDS"); do
+    [ "$PGBENCH" = 1 ] || break
     loads+="$(load) "
     for v in $VARIANTS; do
         for kind in insert update; do
@@ -538,6 +636,7 @@ for key in "${!samples[@]}"; do
     med[$key]=$(median <<<"${samples[$key]}")
 done
 ratio() { if [ -n "$2" ] && [ -n "$1" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else echo -; fi; }
+diff_us() { if [ -n "$2" ] && [ -n "$1" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%+d", a - b }'; else echo -; fi; }
 
 printf '\naudit capture variants: %s rows, log pre-filled with %s, median of %s rounds, load average per round: %s\n' \
     "$ROWS" "$HISTORY" "$ROUNDS" "$loads"
@@ -545,13 +644,23 @@ for key in $(printf '%s\n' "${!samples[@]}" | sort); do
     printf '  %-26s %s\n' "$key" "${samples[$key]}"
 done
 P=plain F=floor
-printf '\n%-14s %9s %6s %6s %9s %6s %6s %8s %6s %6s %8s %6s %6s\n' variant "INSERT" "/plain" "/floor" "UPDATE" "/plain" "/floor" \
-    "1-INS" "/plain" "/floor" "1-UPD" "/plain" "/floor"
+printf '\n%-14s %9s %6s %6s %9s %6s %6s %7s %6s %6s %7s %6s %6s\n' variant "INSERT" "/plain" "/floor" "UPDATE" "/plain" "/floor" \
+    "1-INS" "+plain" "/floor" "1-UPD" "+plain" "/floor"
 for v in $VARIANTS; do
-    printf '%-14s %6s ms %6s %6s %6s ms %6s %6s %4s tps %6s %6s %4s tps %6s %6s\n' "$v" \
-        "${med[insert_$v]}" "$(ratio "${med[insert_$v]}" "${med[insert_$P]:-}")" "$(ratio "${med[insert_$v]}" "${med[insert_$F]:-}")" \
-        "${med[update_$v]}" "$(ratio "${med[update_$v]}" "${med[update_$P]:-}")" "$(ratio "${med[update_$v]}" "${med[update_$F]:-}")" \
-        "${med[tps_insert_$v]}" "$(ratio "${med[tps_insert_$P]:-}" "${med[tps_insert_$v]}")" "$(ratio "${med[tps_insert_$F]:-}" "${med[tps_insert_$v]}")" \
-        "${med[tps_update_$v]}" "$(ratio "${med[tps_update_$P]:-}" "${med[tps_update_$v]}")" "$(ratio "${med[tps_update_$F]:-}" "${med[tps_update_$v]}")"
+    printf '%-14s %6s ms %6s %6s %6s ms %6s %6s %4s us %6s %6s %4s us %6s %6s\n' "$v" \
+        "${med[insert_$v]:--}" "$(ratio "${med[insert_$v]:-}" "${med[insert_$P]:-}")" "$(ratio "${med[insert_$v]:-}" "${med[insert_$F]:-}")" \
+        "${med[update_$v]:--}" "$(ratio "${med[update_$v]:-}" "${med[update_$P]:-}")" "$(ratio "${med[update_$v]:-}" "${med[update_$F]:-}")" \
+        "${med[us_insert_$v]}" "$(diff_us "${med[us_insert_$v]}" "${med[us_insert_$P]:-}")" "$(ratio "${med[us_insert_$v]}" "${med[us_insert_$F]:-}")" \
+        "${med[us_update_$v]}" "$(diff_us "${med[us_update_$v]}" "${med[us_update_$P]:-}")" "$(ratio "${med[us_update_$v]}" "${med[us_update_$F]:-}")"
 done
-echo "(ratios: time / time of the baseline; for pgbench, TPS of the baseline / TPS of the variant)"
+echo "(bulk: time / time of the baseline; 1-INS, 1-UPD: microseconds per single-row statement, +plain: what the"
+echo " trigger adds to it, /floor: ratio to the floor's)"
+if [ "$PGBENCH" = 1 ]; then
+    printf '\n%-14s %8s %6s %6s %8s %6s %6s\n' variant "pgbench INS" "/plain" "/floor" "UPD" "/plain" "/floor"
+    for v in $VARIANTS; do
+        printf '%-14s %4s tps %6s %6s %4s tps %6s %6s\n' "$v" \
+            "${med[tps_insert_$v]}" "$(ratio "${med[tps_insert_$P]:-}" "${med[tps_insert_$v]}")" "$(ratio "${med[tps_insert_$F]:-}" "${med[tps_insert_$v]}")" \
+            "${med[tps_update_$v]}" "$(ratio "${med[tps_update_$P]:-}" "${med[tps_update_$v]}")" "$(ratio "${med[tps_update_$F]:-}" "${med[tps_update_$v]}")"
+    done
+    echo "(pgbench: TPS of the baseline / TPS of the variant)"
+fi
