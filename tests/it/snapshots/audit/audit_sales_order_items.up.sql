@@ -7,11 +7,11 @@
 -- param exclude = ["card_token"]
 -- param skip_unchanged = true
 -- param reader = "auditor"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
 -- Bounds every lock wait below (on the audited table above all), so a busy table makes the
 -- migration fail and be retried instead of queueing every write behind it.
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- ---------------------------------------------------------------------------------------------
 -- Shared audit infrastructure in schema audit: created by the first audit migration,

@@ -3,9 +3,9 @@
 -- param audit_schema = "audit"
 -- param actor_setting = "app.user_id"
 -- param actor_type = "bigint"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- ---------------------------------------------------------------------------------------------
 -- Shared audit infrastructure in schema audit: created by the first audit migration,
