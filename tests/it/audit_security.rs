@@ -175,7 +175,8 @@ fn a_look_alike_audit_trigger_on_an_attached_partition_is_an_error_naming_it() {
         &format!(
             "CREATE TABLE ev (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
              CREATE TABLE ev_eu PARTITION OF ev FOR VALUES IN ('eu');
-             ALTER TABLE ev OWNER TO {0}; ALTER TABLE ev_eu OWNER TO {0}",
+             ALTER TABLE ev OWNER TO {0}; ALTER TABLE ev_eu OWNER TO {0};
+             GRANT CREATE ON SCHEMA public TO {0}",
             owner.name
         ),
         "ev",
@@ -273,7 +274,8 @@ fn a_search_path_with_pg_catalog_after_the_attackers_schema_changes_nothing() {
     let _p = audited(
         &db,
         "CREATE TABLE t (id int PRIMARY KEY, v text);
-         CREATE TABLE ev (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region)",
+         CREATE TABLE ev (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+         CREATE TABLE u (id int PRIMARY KEY, secret text)",
         "t",
         &[],
     );
@@ -323,12 +325,23 @@ fn a_search_path_with_pg_catalog_after_the_attackers_schema_changes_nothing() {
          CREATE TABLE public.ev_us (id int NOT NULL, region text NOT NULL);
          ALTER TABLE public.ev ATTACH PARTITION public.ev_us FOR VALUES IN ('us');
          DROP TABLE public.ev_us;
-         SELECT audit.unregister_table('public.ev');
-         SELECT audit.register_table('public.ev', '{{}}', '{{}}', true, 1048576);
-         RESET search_path",
+         SELECT audit.register_table('public.u', '{{}}', '{{secret}}', true, 1048576)",
+        app.name
+    ));
+    assert_eq!(
+        db.rows("SELECT key_columns::text, excluded_columns::text, excluded_names::text FROM audit.audited_table WHERE relid = 'u'::regclass"),
+        vec![vec![None, s("{2}"), s("{secret}")]]
+    );
+    db.exec(&format!(
+        "SET search_path = {0}, pg_catalog, public; SELECT audit.unregister_table('public.u')",
         app.name
     ));
     gained_nothing(&db, &app);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM audit.audited_table WHERE relid = 'u'::regclass")
+            .as_deref(),
+        Some("0")
+    );
     assert_eq!(
         db.rows(
             "SELECT operation, row_key::text, new_row::text, changed_columns::text, actor::text, logged_at > '2000-01-01'
