@@ -7,12 +7,13 @@
 -- param exclude = ["card_token"]
 -- param skip_unchanged = true
 -- param reader = "auditor"
--- param lock_timeout = "100ms"
+-- param max_value_bytes = 1048576
+-- param lock_timeout = "5s"
 
 -- Stops auditing "Sales"."Order Items" and its partitions. The audit infrastructure, the reader's grants and
 -- the recorded history stay: removing them is a separate migration (pgx new audit_uninstall).
 -- pgx check: keeps schema audit
-SET LOCAL lock_timeout = '100ms';
+SET LOCAL lock_timeout = '5s';
 
 DROP TRIGGER audit_truncate ON "Sales"."Order Items";
 DROP TRIGGER audit_delete ON "Sales"."Order Items";
