@@ -224,7 +224,7 @@ fn unknown_parameter_lists_valid_keys_and_the_closest() {
         .fails();
     run.stderr_has("no parameter `update_column`")
         .stderr_has("did you mean `updated_column`")
-        .stderr_has("created_column, updated_column, adopt, lock_timeout");
+        .stderr_has("created_column, updated_column, adopt, import_role, lock_timeout");
     assert!(p.files("migrations").is_empty());
 }
 

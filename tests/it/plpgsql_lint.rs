@@ -12,8 +12,10 @@ const NOT_APPLIED_ALONE: &[(&str, &str)] = &[(
     "removes the audit infrastructure, so it creates no function; applied on top of audit in audit::uninstall_*",
 )];
 
+type Rows = Vec<Vec<Option<String>>>;
+
 /// (function, relation, level, message) of every finding, or None when the extension is absent.
-fn lint(db: &TestDb) -> Option<Vec<Vec<Option<String>>>> {
+fn lint(db: &TestDb) -> Option<Rows> {
     let available =
         db.scalar("SELECT count(*) FROM pg_available_extensions WHERE name = 'plpgsql_check'");
     if available.as_deref() != Some("1") {
@@ -85,7 +87,7 @@ fn every_plpgsql_function_of_every_pattern_passes_plpgsql_check() {
     for (skip, why) in NOT_APPLIED_ALONE {
         eprintln!("not applied alone: {skip}: {why}");
     }
-    let results: Vec<(String, Option<Vec<Vec<Option<String>>>>)> = std::thread::scope(|s| {
+    let results: Vec<(String, Option<Rows>)> = std::thread::scope(|s| {
         let handles: Vec<_> = names
             .iter()
             .map(|n| {
