@@ -3,9 +3,10 @@
 -- param created_column = "created_at"
 -- param updated_column = "updated_at"
 -- param adopt = []
--- param lock_timeout = "100ms"
+-- param import_role = null
+-- param lock_timeout = "5s"
 
-SET LOCAL lock_timeout = '100ms';
+SET LOCAL lock_timeout = '5s';
 
 DROP TRIGGER orders_updated_at ON public.orders;
 

@@ -3,9 +3,10 @@
 -- param created_column = "select"
 -- param updated_column = "\"quoted\""
 -- param adopt = []
--- param lock_timeout = "100ms"
+-- param import_role = null
+-- param lock_timeout = "5s"
 
-SET LOCAL lock_timeout = '100ms';
+SET LOCAL lock_timeout = '5s';
 
 DROP TRIGGER "orders; drop table x_""quoted""" ON "Sales Dept"."orders; drop table x";
 
