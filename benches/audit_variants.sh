@@ -56,7 +56,7 @@
 # of a look-up by key in each variant's log (EXPLAIN), and checks that every variant logged
 # every row.
 #
-# Longer than most scripts (about 650 lines) because every variant's SQL is here, next to the
+# Longer than most scripts (about 700 lines) because every variant's SQL is here, next to the
 # one it changes, so a variant can be read and reproduced on its own.
 #
 # Needs psql and pgbench on PATH and a PostgreSQL superuser in DATABASE_URL (default
