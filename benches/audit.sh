@@ -120,9 +120,9 @@ SELECT round(extract(epoch FROM clock_timestamp() - :'t0') * 1000);
 SQL
 }
 
-insert_sql() {
+insert_sql() { # table rows [status]
     echo "INSERT INTO $1 (customer_id, status, amount, note)
-          SELECT i % 1000, 'new', (i % 10000) / 100.0, 'order ' || i FROM generate_series(1, $2) AS i"
+          SELECT i % 1000, '${3:-new}', (i % 10000) / 100.0, 'order ' || i FROM generate_series(1, $2) AS i"
 }
 update_sql() {
     echo "UPDATE $1 SET status = 'paid', amount = amount + 1"
@@ -135,7 +135,8 @@ reset_tables() {
 }
 
 if [ "$HISTORY" -gt 0 ]; then
-    psql_db -c "$(insert_sql audited "$HISTORY")" -c "$(insert_sql floor "$HISTORY")"
+    # Status 'old', so the count check below tells them from the measured rows.
+    psql_db -c "$(insert_sql audited "$HISTORY" old)" -c "$(insert_sql floor "$HISTORY" old)"
 fi
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
