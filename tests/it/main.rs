@@ -7,6 +7,8 @@ mod adoption;
 mod audit;
 mod catalog_snapshot;
 mod check;
+mod check_properties;
+mod check_tracker;
 mod cli;
 mod dev;
 mod first_hour;
