@@ -33,7 +33,7 @@ CREATE INDEX t${i}_name ON t$i (name);
 COMMENT ON TABLE t$i IS 'bench table $i';
 $view" \
     --down "DROP VIEW IF EXISTS v$i; DROP TABLE t$i;" >/dev/null
-  "$pgx" new timestamps "t$i" >/dev/null
+  "$pgx" new timestamps "t$i" --offline >/dev/null
 done
 count=$(ls migrations/*.up.sql | wc -l)
 
