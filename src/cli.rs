@@ -422,8 +422,14 @@ pub struct CheckArgs {
     // The scratch database is made on this URL's server; the database it names is untouched.
     #[command(flatten)]
     pub db: DbArgs,
+    /// Fail on warnings too (a `-- no-transaction` file of several statements, which sqlx-cli
+    /// cannot apply).
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub json: JsonArgs,
+    #[command(flatten)]
+    pub quiet: QuietArgs,
 }
 
 /// Tenants: schemas per tenant (a tenant schema is `<tenant_schema_prefix><name>` and holds its

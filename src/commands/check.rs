@@ -1,10 +1,13 @@
 //! `pgx check`: runs the check and prints its report.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
 
 use crate::cli::CheckArgs;
 use crate::error::{Error, Result, one_line};
-use crate::migrate::check::{Problem, Report, check};
+use crate::migrate::check::{Options, Problem, Report, Step, check};
 use crate::output;
 use crate::project::Project;
 
@@ -24,6 +27,9 @@ fn human(report: &Report) -> String {
     );
     for line in &report.passed {
         let _ = writeln!(text, "  ok    {line}");
+    }
+    for w in &report.warnings {
+        let _ = writeln!(text, "  warn  {}", w.message);
     }
     for p in &report.problems {
         let _ = match p.kind {
@@ -78,9 +84,37 @@ fn failure(report: &Report) -> Error {
     }
 }
 
+/// How often a long check says how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
 /// `pgx check`
 pub async fn run(project: &Project, args: &CheckArgs) -> Result<()> {
-    let report = check(&project.migrations_dir(), || {
+    let start = Instant::now();
+    let last = Cell::new(start);
+    // For a person watching: a log keeps the report alone.
+    let show = !args.quiet.quiet && std::io::stderr().is_terminal();
+    let progress = |s: Step| {
+        let now = Instant::now();
+        let finished = s.done == s.total;
+        // A short check prints nothing; a long one a line every few seconds and at the end
+        // of each pass.
+        if show && now - start >= PROGRESS_EVERY && (now - last.get() >= PROGRESS_EVERY || finished)
+        {
+            last.set(now);
+            output::note(&format!(
+                "check: {} {}/{} migrations ({:.1} s)",
+                s.phase,
+                s.done,
+                s.total,
+                (now - start).as_secs_f64()
+            ));
+        }
+    };
+    let options = Options {
+        strict: args.strict,
+        progress: &progress,
+    };
+    let report = check(&project.migrations_dir(), &options, || {
         super::database_url(project, &args.db)
     })
     .await?;

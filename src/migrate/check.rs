@@ -6,6 +6,10 @@
 //! downs are run back to zero one at a time, each compared with the snapshot taken before its
 //! up, so the first down that does not reverse its up is named with the objects that differ;
 //! finally every migration is applied again and compared with the first pass.
+//!
+//! Files sqlx-cli could not apply are warned about (failures under `strict`): a
+//! `-- no-transaction` file of several statements, which sqlx-cli sends as one query and
+//! PostgreSQL then runs as one transaction, where `CREATE INDEX CONCURRENTLY` and the like fail.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +21,7 @@ use super::baseline::IRREVERSIBLE;
 use super::files::{self, Migration};
 use super::plan::Down;
 use super::runner::{Runner, Scope};
-use crate::db::snapshot::{Difference, Snapshot};
+use crate::db::snapshot::{Difference, Tracker};
 use crate::db::url::DbUrl;
 use crate::error::{Error, Result};
 
@@ -47,6 +51,32 @@ pub struct Report {
     /// What was proven, in order.
     pub passed: Vec<String>,
     pub problems: Vec<Problem>,
+    /// What pgx applies but sqlx-cli would not (problems too under `strict`).
+    pub warnings: Vec<Warning>,
+}
+
+/// A file pgx applies but another runner would fail on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    pub file: String,
+    pub message: String,
+}
+
+/// How far the database part of a check is: `done` of `total` migrations of `phase` (`up`,
+/// `down` or `reapply`).
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    pub phase: &'static str,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// How to check.
+pub struct Options<'a> {
+    /// Fail on warnings too.
+    pub strict: bool,
+    /// Told after each migration applied or reverted.
+    pub progress: &'a dyn Fn(Step),
 }
 
 impl Problem {
@@ -86,7 +116,11 @@ fn scratch_name() -> String {
 ///
 /// `server` gives the URL of the server to make the scratch database on; it is only called
 /// when there are migrations to apply (so an empty project needs no server).
-pub async fn check(dir: &Path, server: impl FnOnce() -> Result<DbUrl>) -> Result<Report> {
+pub async fn check(
+    dir: &Path,
+    options: &Options<'_>,
+    server: impl FnOnce() -> Result<DbUrl>,
+) -> Result<Report> {
     let mut report = Report {
         migrations_dir: dir.display().to_string(),
         ..Report::default()
@@ -97,6 +131,22 @@ pub async fn check(dir: &Path, server: impl FnOnce() -> Result<DbUrl>) -> Result
     }
     let migrations = files::scan(dir)?;
     report.migrations = migrations.len();
+    report.warnings = sqlx_cli_warnings(&migrations);
+    if options.strict {
+        report
+            .problems
+            .extend(report.warnings.iter().map(|w| Problem {
+                kind: "file",
+                version: None,
+                description: None,
+                file: Some(w.file.clone()),
+                message: w.message.clone(),
+                differences: Vec::new(),
+            }));
+        if !report.problems.is_empty() {
+            return Ok(report);
+        }
+    }
     report.passed.push(format!(
         "file names: {} migration{}, each with its .up.sql and .down.sql",
         migrations.len(),
@@ -109,7 +159,7 @@ pub async fn check(dir: &Path, server: impl FnOnce() -> Result<DbUrl>) -> Result
     let url = server()?;
     report.server = Some(url.to_string());
     on_scratch_database(&url, &mut report, async |conn, report| {
-        walk(conn, &migrations, dir, report).await
+        walk(conn, &migrations, dir, options.progress, report).await
     })
     .await?;
     report.ok = report.problems.is_empty();
@@ -179,6 +229,13 @@ fn outside_kept(differences: Vec<Difference>, kept: &[String]) -> Vec<Difference
     differences
         .into_iter()
         .filter(|d| {
+            // A comment's key names its object as PostgreSQL does (`comment on table column
+            // audit.log.id`, `comment on trigger t on audit.log`): kept if a name in it is.
+            if let Some(object) = d.object.strip_prefix("comment on") {
+                return !kept.iter().any(|k| {
+                    object.contains(&format!(" {k}.")) || object.ends_with(&format!(" {k}"))
+                });
+            }
             let name = d.object.split_once(' ').map_or("", |(_, n)| n);
             !kept
                 .iter()
@@ -187,14 +244,45 @@ fn outside_kept(differences: Vec<Difference>, kept: &[String]) -> Vec<Difference
         .collect()
 }
 
+/// `-- no-transaction` files holding more than one statement.
+fn sqlx_cli_warnings(migrations: &[Migration]) -> Vec<Warning> {
+    migrations
+        .iter()
+        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+        .filter(|f| f.no_transaction)
+        .filter_map(|f| {
+            let statements = crate::sql::split_statements(&f.sql);
+            (statements.len() > 1).then(|| Warning {
+                file: f.path.display().to_string(),
+                message: format!(
+                    "{}: a -- no-transaction file of {} statements (lines {}): sqlx-cli sends it as one query, which PostgreSQL runs as one transaction, so CREATE INDEX CONCURRENTLY and the like fail there; put each statement in a migration of its own",
+                    f.path.display(),
+                    statements.len(),
+                    statements
+                        .iter()
+                        .map(|s| s.line.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+        })
+        .collect()
+}
+
 async fn walk(
     conn: &mut PgConnection,
     migrations: &[Migration],
     dir: &Path,
+    progress: &dyn Fn(Step),
     report: &mut Report,
 ) -> Result<()> {
-    // expected[i]: the schema before migration i's up (and after its down); expected[n]: all up.
-    let mut expected = vec![Snapshot::take(conn).await?];
+    let total = migrations.len();
+    let step = |phase, done| progress(Step { phase, done, total });
+    // The schema is followed by a tracker, which reads again only what each migration touched;
+    // changes[i] is what migration i's up changed, so the schema expected before migration i
+    // (and after its down) is the one after all ups with changes[n-1] .. changes[i] undone.
+    let mut tracker = Tracker::new(conn).await?;
+    let mut changes = Vec::with_capacity(migrations.len());
     for m in migrations {
         let applied = runner(conn)
             .await?
@@ -209,7 +297,8 @@ async fn walk(
             ));
             return Ok(());
         }
-        expected.push(Snapshot::take(conn).await?);
+        changes.push(tracker.refresh(conn).await?);
+        step("up", changes.len());
     }
     report.passed.push(format!(
         "up from zero: {} migrations applied, one at a time",
@@ -225,6 +314,7 @@ async fn walk(
     });
     let above_floor = floor.map_or(0, |f| f + 1);
     let mut kept: Vec<String> = Vec::new();
+    let mut expected = tracker.snapshot().clone();
     for (i, m) in migrations.iter().enumerate().skip(above_floor).rev() {
         let down_path = m.down.as_ref().map(|d| d.path.as_path());
         for schema in m
@@ -252,7 +342,10 @@ async fn walk(
             ));
             return Ok(());
         }
-        let differences = outside_kept(expected[i].diff(&Snapshot::take(conn).await?), &kept);
+        tracker.refresh(conn).await?;
+        step("down", total - i);
+        expected.unapply(&changes[i]);
+        let differences = outside_kept(expected.diff(tracker.snapshot()), &kept);
         if !differences.is_empty() {
             let mut p = Problem::migration(
                 "down",
@@ -289,7 +382,10 @@ async fn walk(
             ));
             return Ok(());
         }
-        let differences = outside_kept(expected[i + 1].diff(&Snapshot::take(conn).await?), &kept);
+        tracker.refresh(conn).await?;
+        step("reapply", i + 1);
+        expected.apply(&changes[i]);
+        let differences = outside_kept(expected.diff(tracker.snapshot()), &kept);
         if !differences.is_empty() {
             let mut p = Problem::migration(
                 "reapply",
@@ -329,6 +425,10 @@ mod tests {
                 d("column \"Audit Log\".log.id"),
                 d("relation auditing.log"),
                 d("trigger public.orders.audit_insert"),
+                d("comment on schema audit"),
+                d("comment on table column \"Audit Log\".log.id"),
+                d("comment on function audit.capture(integer, text)"),
+                d("comment on trigger audit_insert on public.orders"),
             ],
             &kept,
         );
@@ -337,7 +437,8 @@ mod tests {
             names,
             [
                 "relation auditing.log",
-                "trigger public.orders.audit_insert"
+                "trigger public.orders.audit_insert",
+                "comment on trigger audit_insert on public.orders"
             ]
         );
     }

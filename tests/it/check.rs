@@ -297,3 +297,131 @@ fn a_good_history_passes_and_reports_what_it_proved() {
     assert_eq!(report["passed"].as_array().unwrap().len(), 4);
     assert_dropped(&report);
 }
+
+#[test]
+fn a_comment_only_migration_with_an_empty_down_is_caught() {
+    let (p, file) = project_with(
+        "orders_comments",
+        "COMMENT ON TABLE orders IS 'what was ordered';
+         COMMENT ON COLUMN orders.item IS 'the product';",
+        "-- nothing to undo, or so its author thought\n",
+    );
+    assert_down_caught(
+        &p,
+        &file,
+        "orders comments",
+        "comment on table public.orders is left over",
+    );
+    check(&p)
+        .fails()
+        .stdout_has("comment on table column public.orders.item is left over");
+}
+
+/// A history where the latest migrations touch other tables only, and `down` is the down of
+/// the fifth: what it breaks belongs to the first migration.
+fn long_history(down: &str) -> (Project, String) {
+    let p = Project::new();
+    p.add(
+        "create_orders",
+        "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL);
+         CREATE FUNCTION orders_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION orders_touch();
+         COMMENT ON COLUMN orders.item IS 'the product';",
+        "DROP TABLE orders; DROP FUNCTION orders_touch();",
+    );
+    for t in ["a", "b", "c"] {
+        p.add(
+            &format!("create_{t}"),
+            &format!("CREATE TABLE {t} (id int PRIMARY KEY);"),
+            &format!("DROP TABLE {t};"),
+        );
+    }
+    let file = p.add(
+        "create_d",
+        "CREATE TABLE d (id int PRIMARY KEY);",
+        &format!("DROP TABLE d; {down}"),
+    );
+    for t in ["e", "f"] {
+        p.add(
+            &format!("create_{t}"),
+            &format!("CREATE TABLE {t} (id int PRIMARY KEY);"),
+            &format!("DROP TABLE {t};"),
+        );
+    }
+    (p, file)
+}
+
+#[test]
+fn a_down_that_changes_an_object_no_neighbour_touches_is_caught() {
+    for (down, object) in [
+        (
+            "GRANT SELECT ON orders TO PUBLIC;",
+            "relation public.orders differs",
+        ),
+        (
+            "COMMENT ON COLUMN orders.item IS 'changed';",
+            "comment on table column public.orders.item differs",
+        ),
+        (
+            "ALTER TABLE orders DISABLE TRIGGER orders_touch;",
+            "trigger public.orders.orders_touch differs",
+        ),
+        // Renaming the function changes how the trigger reads, though its own rows are intact.
+        (
+            "ALTER FUNCTION orders_touch() RENAME TO orders_touched;",
+            "trigger public.orders.orders_touch differs",
+        ),
+    ] {
+        let (p, file) = long_history(down);
+        let version = version_of(&file);
+        let run = check(&p).fails();
+        run.stdout_has("ok    up from zero: 7 migrations")
+            .stdout_has(&format!(
+                "FAIL  migration {version} (create d): its down does not reverse its up"
+            ))
+            .stdout_has(&format!("          {object}"));
+    }
+}
+
+#[test]
+fn a_no_transaction_file_of_several_statements_is_warned_about_and_strict_fails() {
+    let p = Project::new();
+    p.add("create_orders", ORDERS, "DROP TABLE orders;");
+    let file = p.add(
+        "index_orders",
+        "-- no-transaction\nCREATE INDEX CONCURRENTLY orders_item ON orders (item);\nCREATE INDEX CONCURRENTLY orders_id_item ON orders (id, item);\n",
+        "-- no-transaction\nDROP INDEX CONCURRENTLY orders_id_item;\nDROP INDEX CONCURRENTLY orders_item;\n",
+    );
+    let one = p.add(
+        "index_orders_lower",
+        "-- no-transaction\nCREATE INDEX CONCURRENTLY orders_lower ON orders (lower(item));\n",
+        "-- no-transaction\nDROP INDEX CONCURRENTLY orders_lower;\n",
+    );
+    // pgx applies it (statement by statement): a warning, not a failure.
+    let run = check(&p).ok();
+    run.stdout_has(&format!(
+        "{file}: a -- no-transaction file of 2 statements (lines 2, 3): sqlx-cli sends it as one query"
+    ))
+    .stdout_has(&format!(
+        "{}: a -- no-transaction file of 2 statements (lines 2, 3)",
+        file.replace(".up.sql", ".down.sql")
+    ))
+    .stdout_has("ok    up again: the same schema");
+    assert!(!run.stdout.contains(&one), "{}", run.stdout);
+    let report = json_report(&p);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["warnings"].as_array().unwrap().len(), 2, "{report}");
+
+    // --strict fails on it, before touching a database.
+    let run = p
+        .pgx()
+        .args([
+            "check",
+            "--strict",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+        ])
+        .fails();
+    run.stderr_has("2 problems with migration files, first: ")
+        .stderr_has("a -- no-transaction file of 2 statements");
+}

@@ -10,6 +10,8 @@ mod audit_security;
 mod audit_upgrade;
 mod catalog_snapshot;
 mod check;
+mod check_properties;
+mod check_tracker;
 mod cli;
 mod dev;
 mod first_hour;

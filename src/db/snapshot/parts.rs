@@ -1,19 +1,12 @@
-//! A catalog snapshot: every user-visible object of a database as readable `kind name` →
-//! definition pairs, so two snapshots can be compared and their differences listed by name.
-//! OIDs never appear (they change when an object is dropped and created again); the
-//! `_sqlx_migrations` history table is left out (it changes with every migration).
-
-use std::collections::BTreeMap;
-use std::fmt;
-
-use serde::Serialize;
-use sqlx::Row;
-use sqlx::postgres::PgConnection;
-
-use crate::error::{Error, Result};
+//! The catalog queries of a snapshot. Each part yields `(key, value, group)` rows: `group` is
+//! the OID whose catalog rows decide the object's definition, the unit `Tracker` recomputes: a
+//! relation for itself and everything attached to it (columns, indexes, constraints, triggers,
+//! policies, its view query, comments on any of them), a domain for its constraints, otherwise
+//! the object itself. OIDs are allocated from one counter per cluster, so a group OID names one
+//! object whatever its catalog.
 
 /// Schemas that are not the user's.
-const SYSTEM_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+pub(super) const SYSTEM_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
      AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
 
 fn acl(expr: &str) -> String {
@@ -22,8 +15,8 @@ fn acl(expr: &str) -> String {
     )
 }
 
-/// Each part yields `(key, value)` rows. `n` is the object's namespace in every part.
-fn parts() -> Vec<String> {
+/// Each part yields `(key, value, group)` rows. `n` is the object's namespace in every part.
+pub(super) fn parts() -> Vec<String> {
     let user = SYSTEM_SCHEMAS;
     let not_history = "c.relname <> '_sqlx_migrations'";
     // A NULL ACL means the owner's defaults; after a GRANT and a REVOKE PostgreSQL keeps them
@@ -37,7 +30,8 @@ fn parts() -> Vec<String> {
     vec![
         format!(
             "SELECT 'schema ' || quote_ident(n.nspname),
-                    'owner ' || pg_get_userbyid(n.nspowner)::text || ' acl ' || {nsp_acl}
+                    'owner ' || pg_get_userbyid(n.nspowner)::text || ' acl ' || {nsp_acl},
+             (n.oid)::bigint
              FROM pg_namespace n WHERE {user}"
         ),
         format!(
@@ -57,7 +51,8 @@ fn parts() -> Vec<String> {
                               'persistence ' || c.relpersistence::text,
                               'columns (' || (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
                                   FROM pg_attribute a
-                                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) || ')')
+                                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) || ')'),
+             (c.oid)::bigint
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE {user} AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {not_history}"
         ),
@@ -69,7 +64,8 @@ fn parts() -> Vec<String> {
                                    WHEN d.adbin IS NOT NULL THEN 'default ' || pg_get_expr(d.adbin, d.adrelid) END,
                               CASE a.attidentity WHEN 'a' THEN 'identity always' WHEN 'd' THEN 'identity by default' END,
                               CASE WHEN a.attcollation <> t.typcollation THEN 'collate ' || (SELECT collname FROM pg_collation WHERE oid = a.attcollation) END,
-                              CASE WHEN cardinality(a.attacl) > 0 THEN 'acl ' || {col_acl} END)
+                              CASE WHEN cardinality(a.attacl) > 0 THEN 'acl ' || {col_acl} END),
+             (c.oid)::bigint
              FROM pg_attribute a
              JOIN pg_class c ON c.oid = a.attrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -79,7 +75,8 @@ fn parts() -> Vec<String> {
         ),
         format!(
             "SELECT 'index ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-                    pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END
+                    pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END,
+             (i.indrelid)::bigint
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
              JOIN pg_class t ON t.oid = i.indrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -87,7 +84,8 @@ fn parts() -> Vec<String> {
         ),
         format!(
             "SELECT 'constraint ' || quote_ident(n.nspname) || '.' || coalesce(quote_ident(c.relname) || '.', '') || quote_ident(k.conname),
-                    pg_get_constraintdef(k.oid)
+                    pg_get_constraintdef(k.oid),
+             (coalesce(nullif(k.conrelid, 0), k.contypid))::bigint
              FROM pg_constraint k
              JOIN pg_namespace n ON n.oid = k.connamespace
              LEFT JOIN pg_class c ON c.oid = k.conrelid
@@ -95,7 +93,8 @@ fn parts() -> Vec<String> {
         ),
         format!(
             "SELECT 'trigger ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(g.tgname),
-                    pg_get_triggerdef(g.oid) || ' enabled ' || g.tgenabled::text
+                    pg_get_triggerdef(g.oid) || ' enabled ' || g.tgenabled::text,
+             (g.tgrelid)::bigint
              FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE {user} AND NOT g.tgisinternal"
@@ -104,7 +103,8 @@ fn parts() -> Vec<String> {
             "SELECT 'function ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
                     concat_ws(' ', 'owner ' || pg_get_userbyid(p.proowner)::text,
                               'acl ' || {fn_acl},
-                              CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) ELSE 'kind ' || p.prokind::text END)
+                              CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) ELSE 'kind ' || p.prokind::text END),
+             (p.oid)::bigint
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE {user}
                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')"
@@ -115,19 +115,22 @@ fn parts() -> Vec<String> {
                               'for ' || p.polcmd::text,
                               'to ' || (SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END, ',' ORDER BY 1) FROM unnest(p.polroles) r),
                               'using (' || pg_get_expr(p.polqual, p.polrelid) || ')',
-                              'with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+                              'with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'),
+             (p.polrelid)::bigint
              FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE {user}"
         ),
         format!(
-            "SELECT 'view ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_viewdef(c.oid)
+            "SELECT 'view ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_viewdef(c.oid),
+             (c.oid)::bigint
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE {user} AND c.relkind IN ('v', 'm')"
         ),
         format!(
             "SELECT 'sequence ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-                    concat_ws(' ', format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle)
+                    concat_ws(' ', format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle),
+             (s.seqrelid)::bigint
              FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE {user}"
@@ -135,8 +138,12 @@ fn parts() -> Vec<String> {
         format!(
             "SELECT 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname),
                     concat_ws(' ', 'kind ' || t.typtype::text,
+                              'owner ' || pg_get_userbyid(t.typowner)::text,
+                              CASE WHEN t.typnotnull THEN 'not null' END,
+                              'default ' || t.typdefault,
                               CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END,
-                              CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END)
+                              CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END),
+             (t.oid)::bigint
              FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
              WHERE {user} AND t.typtype IN ('e', 'd', 'r', 'm')
                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')"
@@ -147,14 +154,16 @@ fn parts() -> Vec<String> {
                               'parser ' || (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.prsname) FROM pg_ts_parser p
                                              JOIN pg_namespace pn ON pn.oid = p.prsnamespace WHERE p.oid = c.cfgparser),
                               (SELECT string_agg(m.maptokentype::text || '=' || m.mapdict::regdictionary::text, ',' ORDER BY m.maptokentype, m.mapseqno)
-                               FROM pg_ts_config_map m WHERE m.mapcfg = c.oid))
+                               FROM pg_ts_config_map m WHERE m.mapcfg = c.oid)),
+             (c.oid)::bigint
              FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
              WHERE {user}
                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_ts_config'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
         ),
         format!(
             "SELECT 'operator ' || quote_ident(n.nspname) || '.' || o.oprname || '(' || coalesce(format_type(o.oprleft, NULL), 'NONE') || ', ' || format_type(o.oprright, NULL) || ')',
-                    concat_ws(' ', 'owner ' || pg_get_userbyid(o.oprowner)::text, 'function ' || o.oprcode::regprocedure::text)
+                    concat_ws(' ', 'owner ' || pg_get_userbyid(o.oprowner)::text, 'function ' || o.oprcode::regprocedure::text),
+             (o.oid)::bigint
              FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
              WHERE {user}
                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_operator'::regclass AND d.objid = o.oid AND d.deptype = 'e')"
@@ -167,139 +176,124 @@ fn parts() -> Vec<String> {
                               'functions ' || (SELECT string_agg(p.amprocnum || '=' || p.amproc::regprocedure::text, ',' ORDER BY p.amprocnum)
                                                FROM pg_amproc p WHERE p.amprocfamily = f.oid),
                               'classes ' || (SELECT string_agg(quote_ident(c.opcname) || CASE WHEN c.opcdefault THEN ' default' ELSE '' END, ',' ORDER BY c.opcname)
-                                             FROM pg_opclass c WHERE c.opcfamily = f.oid))
+                                             FROM pg_opclass c WHERE c.opcfamily = f.oid)),
+             (f.oid)::bigint
              FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace JOIN pg_am am ON am.oid = f.opfmethod
              WHERE {user}
                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_opfamily'::regclass AND d.objid = f.oid AND d.deptype = 'e')"
         ),
-        "SELECT 'extension ' || quote_ident(x.extname), x.extversion || ' schema ' || quote_ident(n.nspname)
+        "SELECT 'extension ' || quote_ident(x.extname), x.extversion || ' schema ' || quote_ident(n.nspname),
+         (x.oid)::bigint
          FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
             .to_string(),
         "SELECT 'default privileges ' || pg_get_userbyid(d.defaclrole)::text || ' ' || coalesce(quote_ident(n.nspname), '*') || ' ' || d.defaclobjtype::text,
-                d.defaclacl::text
+                d.defaclacl::text,
+         (d.oid)::bigint
          FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace"
             .to_string(),
+        // Comments are objects of their own, named as PostgreSQL names the object commented on,
+        // so a down that forgets one says which.
+        format!(
+            "SELECT 'comment on ' || o.type || ' ' || o.identity, d.description, ({comment_group})::bigint
+             FROM pg_description d
+             CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+             LEFT JOIN pg_namespace n ON n.nspname = coalesce(o.schema, CASE WHEN d.classoid = 'pg_namespace'::regclass THEN o.identity END)
+             WHERE (d.objoid >= {FIRST_USER_OID} OR d.objoid = {PUBLIC_SCHEMA_OID})
+               AND (n.oid IS NULL OR {user})
+               AND NOT EXISTS (SELECT FROM pg_class h WHERE d.classoid = 'pg_class'::regclass AND h.oid = d.objoid AND h.relname = '_sqlx_migrations')
+               AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.classid = d.classoid AND e.objid = d.objoid AND e.deptype = 'e')",
+            comment_group = group_of("d.classoid", "d.objoid"),
+        ),
     ]
 }
 
-/// Objects by `kind name`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Snapshot {
-    pub objects: BTreeMap<String, String>,
+/// Objects created after initdb have OIDs from here on (PostgreSQL's `FirstNormalObjectId`);
+/// the counter wraps around to it, never below.
+pub(super) const FIRST_USER_OID: u32 = 16384;
+/// The `public` schema initdb creates (its OID is fixed in the catalog's source).
+const PUBLIC_SCHEMA_OID: u32 = 2200;
+
+/// The group (see the module's doc) of the object `(classid, objid)` of `pg_depend` or
+/// `pg_description`.
+fn group_of(classid: &str, objid: &str) -> String {
+    format!(
+        "CASE {classid}
+            WHEN 'pg_class'::regclass THEN coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = {objid}), {objid})
+            WHEN 'pg_attrdef'::regclass THEN (SELECT a.adrelid FROM pg_attrdef a WHERE a.oid = {objid})
+            WHEN 'pg_constraint'::regclass THEN (SELECT coalesce(nullif(k.conrelid, 0), k.contypid) FROM pg_constraint k WHERE k.oid = {objid})
+            WHEN 'pg_trigger'::regclass THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid = {objid})
+            WHEN 'pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = {objid})
+            WHEN 'pg_rewrite'::regclass THEN (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = {objid})
+            WHEN 'pg_amop'::regclass THEN (SELECT a.amopfamily FROM pg_amop a WHERE a.oid = {objid})
+            WHEN 'pg_amproc'::regclass THEN (SELECT a.amprocfamily FROM pg_amproc a WHERE a.oid = {objid})
+            WHEN 'pg_opclass'::regclass THEN (SELECT c.opcfamily FROM pg_opclass c WHERE c.oid = {objid})
+            ELSE {objid} END"
+    )
 }
 
-/// One object that differs between two snapshots.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Difference {
-    pub object: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
-}
-
-/// One readable line per object: what is left over, missing, or differs (showing only the
-/// part of the two definitions that changed).
-impl fmt::Display for Difference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.before, &self.after) {
-            (None, Some(_)) => write!(f, "{} is left over", self.object),
-            (Some(_), None) => write!(f, "{} is missing", self.object),
-            (Some(b), Some(a)) => {
-                let (b, a) = changed_part(b, a);
-                write!(f, "{} differs: should be «{b}», is «{a}»", self.object)
-            }
-            (None, None) => write!(f, "{}", self.object),
-        }
-    }
-}
-
-/// Words of `before` and `after` without what they share at both ends, with a little context:
-/// a function body or a relation's column list then reads as the part that changed.
-fn changed_part(before: &str, after: &str) -> (String, String) {
-    const CONTEXT: usize = 2;
-    let b: Vec<&str> = before.split_whitespace().collect();
-    let a: Vec<&str> = after.split_whitespace().collect();
-    let prefix = b.iter().zip(&a).take_while(|(x, y)| x == y).count();
-    let max_suffix = b.len().min(a.len()) - prefix;
-    let suffix = b
-        .iter()
-        .rev()
-        .zip(a.iter().rev())
-        .take(max_suffix)
-        .take_while(|(x, y)| x == y)
-        .count();
-    let show = |words: &[&str]| {
-        let start = prefix.saturating_sub(CONTEXT);
-        let end = (words.len() - suffix + CONTEXT).min(words.len());
+/// Per group, the number of its catalog rows and the sum of their `xmin`s: a row inserted,
+/// updated or deleted (transactionally, as all DDL is) changes one or the other, since a new
+/// row version carries the id of a transaction later than the one it replaces. Reads no
+/// definitions, only index ranges above `FIRST_USER_OID`, so it stays cheap however many
+/// objects the system catalogs hold.
+pub(super) fn fingerprint() -> String {
+    let user = SYSTEM_SCHEMAS;
+    let first = FIRST_USER_OID;
+    let rows = [
+        format!("SELECT n.oid, n.xmin FROM pg_namespace n WHERE {user}"),
         format!(
-            "{}{}{}",
-            if start > 0 { "… " } else { "" },
-            words[start..end].join(" "),
-            if end < words.len() { " …" } else { "" }
-        )
-    };
-    (show(&b), show(&a))
+            "SELECT c.oid, c.xmin FROM pg_class c WHERE c.oid >= {first} AND c.relkind NOT IN ('i', 'I')"
+        ),
+        format!(
+            "SELECT i.indrelid, c.xmin FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid >= {first}"
+        ),
+        format!("SELECT i.indrelid, i.xmin FROM pg_index i WHERE i.indrelid >= {first}"),
+        format!("SELECT a.attrelid, a.xmin FROM pg_attribute a WHERE a.attrelid >= {first}"),
+        format!("SELECT a.adrelid, a.xmin FROM pg_attrdef a WHERE a.adrelid >= {first}"),
+        format!(
+            "SELECT coalesce(nullif(k.conrelid, 0), k.contypid), k.xmin FROM pg_constraint k WHERE k.oid >= {first}"
+        ),
+        format!("SELECT t.tgrelid, t.xmin FROM pg_trigger t WHERE t.tgrelid >= {first}"),
+        format!("SELECT p.polrelid, p.xmin FROM pg_policy p WHERE p.polrelid >= {first}"),
+        format!("SELECT r.ev_class, r.xmin FROM pg_rewrite r WHERE r.ev_class >= {first}"),
+        format!("SELECT s.seqrelid, s.xmin FROM pg_sequence s WHERE s.seqrelid >= {first}"),
+        format!(
+            "SELECT p.partrelid, p.xmin FROM pg_partitioned_table p WHERE p.partrelid >= {first}"
+        ),
+        format!("SELECT i.inhrelid, i.xmin FROM pg_inherits i WHERE i.inhrelid >= {first}"),
+        format!("SELECT p.oid, p.xmin FROM pg_proc p WHERE p.oid >= {first}"),
+        format!("SELECT t.oid, t.xmin FROM pg_type t WHERE t.oid >= {first}"),
+        format!("SELECT e.enumtypid, e.xmin FROM pg_enum e WHERE e.enumtypid >= {first}"),
+        format!("SELECT c.oid, c.xmin FROM pg_ts_config c WHERE c.oid >= {first}"),
+        format!("SELECT m.mapcfg, m.xmin FROM pg_ts_config_map m WHERE m.mapcfg >= {first}"),
+        format!("SELECT o.oid, o.xmin FROM pg_operator o WHERE o.oid >= {first}"),
+        format!("SELECT f.oid, f.xmin FROM pg_opfamily f WHERE f.oid >= {first}"),
+        format!("SELECT a.amopfamily, a.xmin FROM pg_amop a WHERE a.amopfamily >= {first}"),
+        format!("SELECT a.amprocfamily, a.xmin FROM pg_amproc a WHERE a.amprocfamily >= {first}"),
+        format!("SELECT c.opcfamily, c.xmin FROM pg_opclass c WHERE c.opcfamily >= {first}"),
+        // plpgsql comes with the database (an OID below the first user one), and may be dropped.
+        "SELECT x.oid, x.xmin FROM pg_extension x".to_string(),
+        "SELECT d.oid, d.xmin FROM pg_default_acl d".to_string(),
+        format!(
+            "SELECT {}, d.xmin FROM pg_description d WHERE d.objoid >= {first} OR d.objoid = {PUBLIC_SCHEMA_OID}",
+            group_of("d.classoid", "d.objoid")
+        ),
+    ];
+    format!(
+        "SELECT g::bigint, count(*), sum(x::text::bigint)::bigint FROM (\n{}\n) r(g, x) WHERE g IS NOT NULL GROUP BY g",
+        rows.join("\nUNION ALL\n")
+    )
 }
 
-impl Snapshot {
-    pub async fn take(conn: &mut PgConnection) -> Result<Snapshot> {
-        let sql = parts()
-            .iter()
-            .map(|p| format!("({p})"))
-            .collect::<Vec<_>>()
-            .join("\nUNION ALL\n");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(conn)
-            .await
-            .map_err(|e| Error::database("cannot snapshot the schema", &e))?;
-        let mut objects = BTreeMap::new();
-        for row in rows {
-            let key: String = row
-                .try_get(0)
-                .map_err(|e| Error::database("cannot snapshot the schema", &e))?;
-            let value: Option<String> = row
-                .try_get(1)
-                .map_err(|e| Error::database("cannot snapshot the schema", &e))?;
-            objects.insert(key, value.unwrap_or_default());
-        }
-        Ok(Snapshot { objects })
-    }
-
-    /// What changed from `self` to `after`, by object name.
-    pub fn diff(&self, after: &Snapshot) -> Vec<Difference> {
-        let mut keys: Vec<&String> = self.objects.keys().chain(after.objects.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        keys.into_iter()
-            .filter_map(|k| {
-                let (b, a) = (self.objects.get(k), after.objects.get(k));
-                (b != a).then(|| Difference {
-                    object: k.clone(),
-                    before: b.cloned(),
-                    after: a.cloned(),
-                })
-            })
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn differing_definitions_show_the_part_that_changed() {
-        let (b, a) = changed_part(
-            "kind r owner me acl - persistence p columns (id, item)",
-            "kind r owner me acl - persistence p columns (id, item, note)",
-        );
-        assert_eq!(b, "… columns (id, item)");
-        assert_eq!(a, "… columns (id, item, note)");
-        let (b, a) = changed_part("text not null default ''::text", "text");
-        assert_eq!(
-            (b.as_str(), a.as_str()),
-            ("text not null default ''::text", "text")
-        );
-        let (b, a) = changed_part("a b c", "a b c d");
-        assert_eq!((b.as_str(), a.as_str()), ("… b c", "… b c d"));
-    }
+/// The groups of the objects that depend on the groups `$1`: their definitions name those
+/// objects (a view its table's columns, a trigger its function, a column its type), so they
+/// read differently when one is renamed.
+pub(super) fn dependents() -> String {
+    format!(
+        "SELECT DISTINCT ({})::bigint FROM pg_depend d
+         WHERE d.refclassid = ANY (ARRAY['pg_class', 'pg_proc', 'pg_type', 'pg_namespace', 'pg_ts_config',
+                                         'pg_operator', 'pg_opfamily', 'pg_extension']::regclass[]::oid[])
+           AND d.refobjid = ANY ($1::int8[]::oid[]) AND d.objid >= {FIRST_USER_OID} AND d.deptype <> 'e'",
+        group_of("d.classid", "d.objid")
+    )
 }
