@@ -74,7 +74,7 @@ q "CREATE TABLE latest (id bigint NOT NULL, at timestamptz NOT NULL, tenant_id b
    INSERT INTO latest SELECT * FROM events WHERE at >= '$M0';
    CREATE INDEX latest_at_idx ON latest (at); CREATE INDEX latest_tenant_at_idx ON latest (tenant_id, at);
    GRANT SELECT ON events, latest TO $APP;"
-q "VACUUM ANALYZE events; VACUUM ANALYZE latest"
+q "VACUUM ANALYZE events"; q "VACUUM ANALYZE latest"
 echo "partition: $ROWS rows over 12 months ($(q "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass") partitions), $(q "SELECT count(*) FROM latest") in the latest month; loaded in $(( $(date +%s) - t0 )) s"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
