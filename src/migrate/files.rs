@@ -310,11 +310,15 @@ pub fn write_pair(dir: &Path, description: &str, up: &str, down: &str) -> Result
 /// them, or none.
 ///
 /// Every file is written to a hidden temporary file first and then linked into place without
-/// overwriting, so a failure leaves no file behind, an existing file is never replaced, and a
-/// concurrent `pgx new` that took one of the versions makes this one move past it (when the
-/// migrations go last; placed before a version, a taken version is an error).
+/// overwriting, so a file appears whole or not at all, a failure leaves no file behind and an
+/// existing file is never replaced. Concurrent pgx processes take turns through a lock on the
+/// directory itself (nothing left behind in it), so two of them never choose the same version
+/// under different descriptions, which the links alone would not notice; a version taken by
+/// another tool meanwhile makes this one move past it (when the migrations go last; placed
+/// before a version, a taken version is an error).
 pub fn write_set(dir: &Path, pairs: &[NewPair<'_>], place: Place) -> Result<Vec<Written>> {
     fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let _turn = lock_dir(dir)?;
     let write_temp = |content: &str| -> Result<tempfile::NamedTempFile> {
         // Readable by all (0666 less the umask), as sqlx-cli and editors write files: a
         // migration is source code, and a temporary file's 0600 would make it private.
@@ -366,6 +370,19 @@ pub fn write_set(dir: &Path, pairs: &[NewPair<'_>], place: Place) -> Result<Vec<
         "could not find a free migration version in {}",
         dir.display()
     )))
+}
+
+/// An exclusive flock(2) on the directory, released when the returned handle is dropped (or the
+/// process dies).
+fn lock_dir(dir: &Path) -> Result<fs::File> {
+    let handle = fs::File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+    loop {
+        match rustix::fs::flock(&handle, rustix::fs::FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(handle),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::io("lock directory", dir, e.into())),
+        }
+    }
 }
 
 /// The migration-named up (or simple) files of `dir` as `(version, path, contents)`, sorted by

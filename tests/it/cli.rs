@@ -122,6 +122,75 @@ fn versions_strictly_increase_within_one_second_and_nothing_is_overwritten() {
     );
 }
 
+/// Many `pgx new` processes at once in one project: each gets a version of its own (two that
+/// picked the same second must not both keep it under different descriptions), every file is
+/// whole when it appears, none is replaced, and no temporary file stays.
+#[test]
+fn concurrent_new_processes_never_share_a_version_nor_overwrite_a_file() {
+    let p = Project::new();
+    // An existing migration at a version far ahead: everything goes past it, nothing replaces it.
+    let ahead = "29991231235959_keep_me.up.sql";
+    p.write(&format!("migrations/{ahead}"), "SELECT 'mine';\n");
+    const N: usize = 12;
+    let children: Vec<_> = (0..N)
+        .map(|i| {
+            p.pgx()
+                .args(["new", "timestamps", &format!("table_{i}")])
+                .spawn()
+        })
+        .collect();
+    // While they run, every migration file seen is complete (atomic appearance). How many are
+    // seen depends on scheduling, so this is a bonus check; the final one below reads all 2N.
+    let mut seen = 0;
+    for child in children {
+        for f in p.files("migrations") {
+            if f.ends_with(".sql") && !f.starts_with('.') && f != ahead {
+                let text = p.read(&format!("migrations/{f}"));
+                assert!(
+                    text.contains("pattern \"timestamps\"") && text.trim_end().ends_with(';'),
+                    "{f} incomplete:\n{text}"
+                );
+                seen += 1;
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let files = p.files("migrations");
+    assert_eq!(files.len(), 2 * N + 1, "{files:?}");
+    assert_eq!(p.read(&format!("migrations/{ahead}")), "SELECT 'mine';\n");
+    let mut versions: Vec<&str> = files
+        .iter()
+        .filter(|f| f.as_str() != ahead)
+        .map(|f| f.split('_').next().unwrap())
+        .collect();
+    versions.dedup();
+    assert_eq!(versions.len(), N, "each process its own version: {files:?}");
+    for i in 0..N {
+        let mine: Vec<_> = files
+            .iter()
+            .filter(|f| f.contains(&format!("_timestamps_table_{i}.")))
+            .collect();
+        assert_eq!(mine.len(), 2, "table_{i}: {files:?}");
+        for f in mine {
+            let text = p.read(&format!("migrations/{f}"));
+            assert!(
+                text.contains("pattern \"timestamps\"") && text.contains(&format!("table_{i}")),
+                "{f}:\n{text}"
+            );
+        }
+    }
+    assert!(
+        !files.iter().any(|f| f.starts_with('.')),
+        "temporary files left: {files:?}"
+    );
+    eprintln!("{seen} files read while the processes ran");
+}
+
 #[test]
 fn dry_run_prints_both_files_and_writes_nothing() {
     let p = Project::new();
@@ -155,7 +224,7 @@ fn unknown_parameter_lists_valid_keys_and_the_closest() {
         .fails();
     run.stderr_has("no parameter `update_column`")
         .stderr_has("did you mean `updated_column`")
-        .stderr_has("created_column, updated_column, adopt, lock_timeout");
+        .stderr_has("created_column, updated_column, adopt, import_role, lock_timeout");
     assert!(p.files("migrations").is_empty());
 }
 
@@ -378,32 +447,53 @@ fn patterns_show_documents_parameters_and_renders_an_example() {
         .stderr_has("did you mean `timestamps`");
 }
 
+/// A port nothing listens on: bound, then released.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 #[test]
 fn unreachable_database_names_host_and_port_but_never_the_password() {
     let p = Project::new();
     p.add("one", "SELECT 1;", "SELECT 1;");
+    let port = free_port();
     let run = p
         .pgx()
         .args([
             "migrate",
             "up",
             "--database-url",
-            "postgres://alice:s3cr3tpw@127.0.0.1:1/app",
+            &format!("postgres://alice:s3cr3tpw@127.0.0.1:{port}/app"),
         ])
         .fails();
-    run.stderr_has("127.0.0.1:1");
+    // pgx's own prefix, then the operating system's reason.
+    run.stderr_has(&format!(
+        "cannot connect to PostgreSQL at 127.0.0.1:{port} (database \"app\", user \"alice\")"
+    ))
+    .stderr_has("Connection refused");
     assert!(!run.stderr.contains("s3cr3tpw"), "{}", run.stderr);
 
-    // A server that answers but refuses: the message is the server's, still without password.
+    // A server that answers but refuses (the test server, a database it lacks): the message is
+    // the server's own, after pgx's prefix, still without the password.
+    let mut url = url::Url::parse(&crate::support::admin_url()).unwrap();
+    url.set_password(Some("s3cr3tpw")).unwrap();
+    url.set_path("/pgx_no_such_database");
     let run = p
         .pgx()
-        .env(
-            "DATABASE_URL",
-            "postgres://postgres:s3cr3tpw@127.0.0.1:5432/pgx_no_such_database",
-        )
+        .env("DATABASE_URL", url.as_str())
         .args(["migrate", "status"])
         .fails();
-    run.stderr_has("pgx_no_such_database");
+    let line = run.stderr.lines().last().unwrap();
+    let (prefix, server) = line
+        .split_once("database \"pgx_no_such_database\" does not exist")
+        .unwrap_or_else(|| panic!("the server's message is missing: {line}"));
+    assert!(
+        prefix.starts_with("error: cannot connect to PostgreSQL at ")
+            && prefix.contains("(database \"pgx_no_such_database\""),
+        "pgx's prefix names the database: {line}"
+    );
+    assert!(!server.contains("cannot connect"), "{line}");
     assert!(!run.stderr.contains("s3cr3tpw"), "{}", run.stderr);
 }
 

@@ -141,7 +141,10 @@ fn names_over_63_bytes_are_refused_before_anything_is_written() {
         .fails()
         .stderr_has("64 bytes");
     // Multi-byte: 32 × 'é' is 64 bytes though only 32 characters.
-    p.pgx().args(["new", "timestamps", &"é".repeat(32)]).fails();
+    p.pgx()
+        .args(["new", "timestamps", &"é".repeat(32)])
+        .fails()
+        .stderr_has("it is 64 bytes long and PostgreSQL would silently truncate it to 63");
     p.pgx()
         .args([
             "new",
@@ -154,7 +157,19 @@ fn names_over_63_bytes_are_refused_before_anything_is_written() {
         .stderr_has("created_column");
     p.pgx()
         .args(["new", "timestamps", "orders", "--schema", ""])
-        .fails();
+        .fails()
+        .stderr_has("names cannot be empty");
+    p.pgx()
+        .args([
+            "new",
+            "timestamps",
+            "orders",
+            "--set",
+            "updated_column=a\nb",
+        ])
+        .fails()
+        .stderr_has("updated_column")
+        .stderr_has("names cannot contain newlines or other control characters");
     assert!(
         p.files("migrations").is_empty(),
         "{:?}",

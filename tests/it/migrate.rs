@@ -150,7 +150,8 @@ fn no_transaction_migrations_run_several_concurrent_index_builds() {
         Some("0")
     );
 
-    // A failure part-way says what took effect.
+    // A failure part-way says what took effect, and the database shows exactly that: the first
+    // index built, the second not, the migration not recorded (so that it runs again).
     let f = p.add("broken", "SELECT 1;", "SELECT 1;");
     p.write(&format!("migrations/{f}"), "-- no-transaction\nCREATE INDEX CONCURRENTLY t_d ON t (a);\nCREATE INDEX CONCURRENTLY t_e ON t (nope);\n");
     p.pgx()
@@ -158,7 +159,23 @@ fn no_transaction_migrations_run_several_concurrent_index_builds() {
         .args(["migrate", "up"])
         .fails()
         .stderr_has(&format!("{f}:3:"))
-        .stderr_has("took effect");
+        .stderr_has("column \"nope\" does not exist")
+        .stderr_has(
+            "the statements before line 3 took effect and were not undone; nothing recorded",
+        );
+    assert_eq!(
+        db.column("SELECT indexrelid::regclass::text || ' ' || indisvalid FROM pg_index WHERE indrelid = 't'::regclass ORDER BY 1"),
+        ["t_a true", "t_b true", "t_c true", "t_d true"]
+    );
+    let version = f.split('_').next().unwrap();
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM _sqlx_migrations WHERE version = {version}"
+        ))
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(states(&p, &db).last().map(String::as_str), Some("pending"));
 }
 
 #[test]
@@ -253,7 +270,28 @@ fn down_steps_target_and_redo() {
         .args(["migrate", "down", "--target", "0"])
         .ok();
     assert_eq!(tables(&db), ["_sqlx_migrations"]);
-    p.pgx().db(&db).args(["migrate", "down"]).ok();
+    // Nothing applied: a down says so, changes nothing and records nothing.
+    let history = db.rows("SELECT version, success FROM _sqlx_migrations ORDER BY version");
+    assert_eq!(
+        history,
+        Vec::<Vec<Option<String>>>::new(),
+        "history emptied by the downs"
+    );
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "down"])
+        .ok()
+        .stderr_has("nothing to revert");
+    assert_eq!(tables(&db), ["_sqlx_migrations"]);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM _sqlx_migrations")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        states(&p, &db),
+        ["pending", "pending", "pending", "pending"]
+    );
 }
 
 #[test]
@@ -339,10 +377,18 @@ fn lock_timeout_gives_up_clearly_while_another_migrator_holds_the_lock() {
             .await
             .unwrap();
     });
+    assert_eq!(
+        db.scalar("SELECT to_regclass('a') IS NULL").as_deref(),
+        Some("t"),
+        "nothing applied while locked"
+    );
     p.pgx()
         .db(&db)
         .args(["migrate", "up", "--lock-timeout", "300ms"])
-        .ok();
+        .ok()
+        .stderr_has("applied 1 migration");
+    assert_eq!(tables(&db), ["_sqlx_migrations", "a"]);
+    assert_eq!(states(&p, &db), ["applied"]);
 }
 
 #[test]

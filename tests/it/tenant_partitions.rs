@@ -33,11 +33,14 @@ fn partitions_queried_directly_are_isolated_now_and_later() {
     p.pgx().db(&db).args(["migrate", "up"]).fails().stderr_has(
         "public.events is partitioned: render this migration with --set partitioned=true",
     );
+    let mut removed = 0;
     for f in p.files("migrations") {
         if f.contains("tenant_events") {
             std::fs::remove_file(p.join(&format!("migrations/{f}"))).unwrap();
+            removed += 1;
         }
     }
+    assert_eq!(removed, 2, "the up and down of the unpartitioned rendering");
     new_tenant_as_given(&p, "events", &["partitioned=true"]);
     p.pgx().db(&db).args(["migrate", "up"]).ok();
 

@@ -55,7 +55,9 @@ fn three_tenants_migrated_and_a_fourth_added_later_gets_every_migration() {
         "DROP TABLE notes;",
     );
     let list = p.pgx().db(&db).args(["tenant", "list"]).ok();
-    for line in list.stdout.lines().skip(1) {
+    let listed: Vec<&str> = list.stdout.lines().skip(1).collect();
+    assert_eq!(listed.len(), 3, "one line per tenant: {}", list.stdout);
+    for line in listed {
         assert!(line.ends_with("1 pending"), "{}", list.stdout);
     }
     p.pgx()

@@ -3,6 +3,7 @@
 -- param created_column = "created_at"
 -- param updated_column = "updated_at"
 -- param adopt = []
+-- param import_role = null
 -- param lock_timeout = "5s"
 
 SET LOCAL lock_timeout = '5s';

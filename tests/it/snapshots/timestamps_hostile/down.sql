@@ -3,6 +3,7 @@
 -- param created_column = "select"
 -- param updated_column = "\"quoted\""
 -- param adopt = []
+-- param import_role = null
 -- param lock_timeout = "5s"
 
 SET LOCAL lock_timeout = '5s';
