@@ -63,6 +63,7 @@ M0=$(q "SELECT date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 START=$(q "SELECT '$M0'::timestamptz - interval '11 months'")
 END=$(q "SELECT '$M0'::timestamptz + interval '1 month'")
 H0=$(q "SELECT '$M0'::timestamptz + interval '10 days 5 hours'")
+H1=$(q "SELECT '$H0'::timestamptz + interval '1 hour'")
 q "SELECT pgx_partition.create_partition('events', pgx_partition.current_period(t, now()) - k)
    FROM pgx_partition.tables t, generate_series(1, 11) k" >/dev/null
 t0=$(date +%s)
@@ -101,7 +102,7 @@ PY
 }
 
 MONTH="SELECT count(*), sum(value) FROM TABLE WHERE at >= '$M0' AND at < '$END';"
-HOUR="SELECT count(*), sum(value) FROM TABLE WHERE at >= '$H0' AND at < '$H0'::timestamptz + interval '1 hour';"
+HOUR="SELECT count(*), sum(value) FROM TABLE WHERE at >= '$H0' AND at < '$H1';"
 scanned() {  # the relations a plan reads
   PGOPTIONS="$2" psql -XAtq "$1" -c "EXPLAIN ${3//TABLE/events}" | grep -oE '(Scan|Scan using [a-z_0-9]+) on [a-z_0-9]+' | sed 's/.* on //' | sort -u | tr '\n' ' '
 }
@@ -113,8 +114,8 @@ echo "   EXPLAIN month scans: $(scanned "$URL" "" "$MONTH")"
 echo "   EXPLAIN hour scans:  $(scanned "$URL" "" "$HOUR")"
 
 # The tenant pattern on both tables (the tenant column exists: add_column=false).
-"$PGX" new tenant events --offline --set type=bigint --set add_column=false --set partitioned=true --set role=$APP >/dev/null
-"$PGX" new tenant latest --offline --set type=bigint --set add_column=false --set role=$APP >/dev/null
+"$PGX" new tenant events --offline --set type=bigint --set add_column=false --set partitioned=true --set role=$APP >/dev/null 2>&1
+"$PGX" new tenant latest --offline --set type=bigint --set add_column=false --set role=$APP >/dev/null 2>&1
 "$PGX" migrate up --database-url "$URL" >/dev/null
 TENANT="-c app.current_tenant=3"
 echo "== tenant policy, as $APP (NOSUPERUSER NOBYPASSRLS), tenant 3 of 10"
