@@ -88,7 +88,7 @@ phase() {
       if (lat > max) { max = lat; at = end_ms - lat }
       print end_ms > "'"$WORK"'/ends" ; total++ }
     END { printf "   slowest write: %.0f ms (from +%.0f ms); %d writes committed\n", max, at, total }'
-  sort -n "$WORK/ends" | awk 'NR > 1 { printf "%.0f %.0f\n", $1 - prev, prev } { prev = $1 }' | sort -rn | head -3 |
+  sort -n "$WORK/ends" | awk 'NR > 1 { printf "%.0f %.0f\n", $1 - prev, prev } { prev = $1 }' | sort -rn | awk 'NR <= 3' |
     awk '{ s = s sprintf("%s%d ms from +%d ms", NR > 1 ? ", " : "", $1, $2) }
          END { printf "   longest times without a committed write: %s\n", s }'
   COMMITTED=$(( COMMITTED + $(cat "$WORK"/pgbench_log.* | wc -l) ))
