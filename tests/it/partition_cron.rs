@@ -164,3 +164,42 @@ fn schedule_pg_cron_registers_a_job_that_runs_the_installed_maintenance() {
     rows(&url, "DROP TABLE _sqlx_migrations");
     cluster.stop().unwrap();
 }
+
+/// Outside pg_cron's database (here: any test database), schedule=pg_cron is refused, saying
+/// why, and nothing is left behind.
+#[test]
+fn schedule_pg_cron_is_refused_where_pg_cron_does_not_keep_its_jobs() {
+    let db = crate::support::TestDb::new();
+    let p = Project::new();
+    p.add(
+        "setup",
+        "CREATE TABLE events (id bigint, at date NOT NULL)",
+        "DROP TABLE events;",
+    );
+    p.pgx().db(&db).args(["migrate", "up"]).ok();
+    p.pgx()
+        .args([
+            "new",
+            "partition",
+            "events",
+            "--set",
+            "column=at",
+            "--set",
+            "schedule=pg_cron",
+        ])
+        .ok();
+    p.pgx()
+        .db(&db)
+        .args(["migrate", "up"])
+        .fails()
+        .stderr_has(&format!(
+            "schedule=pg_cron: pg_cron is not installed in database {}",
+            db.name
+        ));
+    assert_eq!(
+        db.scalar("SELECT relkind FROM pg_class WHERE oid = 'events'::regclass")
+            .as_deref(),
+        Some("r"),
+        "the table's migration was rolled back"
+    );
+}
