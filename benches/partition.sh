@@ -68,7 +68,7 @@ q "SELECT pgx_partition.create_partition('events', pgx_partition.current_period(
    FROM pgx_partition.tables t, generate_series(1, 11) k" >/dev/null
 t0=$(date +%s)
 q "INSERT INTO events
-   SELECT g, '$START'::timestamptz + ('$END'::timestamptz - '$START'::timestamptz) * (g - 1) / $ROWS, g % 10 + 1, g % 1000
+   SELECT g, '$START'::timestamptz + ('$END'::timestamptz - '$START'::timestamptz) * ((g - 1)::float8 / $ROWS), g % 10 + 1, g % 1000
    FROM generate_series(1, $ROWS) g" >/dev/null
 q "CREATE INDEX events_at_idx ON events (at); CREATE INDEX events_tenant_at_idx ON events (tenant_id, at)"
 q "CREATE TABLE latest (id bigint NOT NULL, at timestamptz NOT NULL, tenant_id bigint NOT NULL, value integer NOT NULL);
