@@ -408,7 +408,21 @@ async fn build_index(
         &format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"),
     )
     .await?;
-    execute(conn, &create).await?;
+    // The build waits for the transactions that write to the partition, however long they
+    // take: it holds SHARE UPDATE EXCLUSIVE, which no writer waits for, so lock_timeout (meant
+    // to keep writers from queueing behind maintenance) is lifted for it. A build that gave up
+    // would leave an invalid index behind.
+    let lock_timeout: String =
+        sqlx::query_scalar("SELECT pg_catalog.current_setting('lock_timeout')")
+            .fetch_one(&mut *conn)
+            .await?;
+    conn.execute("SET lock_timeout = 0").await?;
+    let built = conn.execute(sqlx::AssertSqlSafe(create)).await;
+    sqlx::query("SELECT pg_catalog.set_config('lock_timeout', $1, false)")
+        .bind(&lock_timeout)
+        .execute(&mut *conn)
+        .await?;
+    built?;
     execute(
         conn,
         &format!("ALTER INDEX {parent_index} ATTACH PARTITION {qualified}"),
