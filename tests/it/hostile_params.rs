@@ -136,7 +136,9 @@ fn attack_pattern(name: &str) -> Outcome {
                     run.code == Some(1)
                         && lines.len() == 1
                         && lines[0].starts_with("error: ")
-                        && (lines[0].contains(&param.name) || lines[0].contains(&value)),
+                        && (lines[0].contains(&param.name)
+                            || lines[0].contains(&param.name.replace('_', " "))
+                            || lines[0].contains(&value)),
                     "{case}: a refusal is one error line naming the parameter or its value:\n{}",
                     run.stderr
                 );
