@@ -6,7 +6,7 @@
 # second later, `pgx migrate up` applies the timestamps pattern to the table: its ALTER TABLE
 # needs ACCESS EXCLUSIVE, so it queues behind that transaction, and every writer queues behind
 # it. Two runs, each on a fresh copy of the table:
-#   - single: the pattern's lock_timeout of 5 s, no retries (`--lock-retries 0`): the writers
+#   - single: a 5 s lock_timeout (what patterns used by default before), no retries (`--lock-retries 0`): the writers
 #     stall for the whole 5 s, then the migration fails;
 #   - retries: the pattern rendered with a short lock_timeout (LOCK_MS, default 100, as pgx's
 #     own --lock-attempt-timeout), which is the per-attempt value, and pgx's default retries
@@ -108,5 +108,5 @@ SQL
 
 echo "live DDL: 1,000,000 rows, 4 pgbench writers, a 10 s reader from +1 s, the migration from +2 s"
 run none --
-run single -- --lock-retries 0
+run single --set "lock_timeout=5s" -- --lock-retries 0
 run retries --set "lock_timeout=${LOCK_MS}ms" --

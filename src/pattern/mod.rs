@@ -14,4 +14,4 @@ pub mod spec;
 
 pub use catalog::{Catalog, Origin, Sources};
 pub use render::{Rendered, Renderer, Step, render_pattern, render_pattern_in, render_recording};
-pub use spec::{Param, Pattern, Provides, Requires, Resolved, Target};
+pub use spec::{Embedded, Param, Pattern, Provides, Requires, Resolved, Target};

@@ -98,6 +98,19 @@ pub struct Requires {
     /// one, or passed to `install` when it is rendered first.
     #[serde(default)]
     pub shared: Vec<String>,
+    /// Migrations of an older form that carried the infrastructure inside them, before it had a
+    /// migration of its own: they count as that version installed when no header says more.
+    #[serde(default)]
+    pub embedded: Option<Embedded>,
+}
+
+/// Migrations of `pattern` without a `provides` header embed version `version` of the
+/// infrastructure (with the shared parameters their header records).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Embedded {
+    pub pattern: String,
+    pub version: u32,
 }
 
 #[derive(Debug, Deserialize)]

@@ -39,10 +39,12 @@ const ORDERS: &str = "CREATE TABLE orders (
 fn rendering_matches_the_snapshot() {
     let p = Project::new();
     let check = |name: &str, args: &[&str]| {
-        let mut all = vec!["new"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--name", name]);
-        p.pgx().args(&all).ok();
+        if !args.is_empty() {
+            let mut all = vec!["new"];
+            all.extend_from_slice(args);
+            all.extend_from_slice(&["--name", name]);
+            p.pgx().args(&all).ok();
+        }
         for kind in ["up", "down"] {
             let file = p
                 .files("migrations")
@@ -79,6 +81,8 @@ fn rendering_matches_the_snapshot() {
             "actor_type=uuid",
         ],
     );
+    // Written first by the command above, with its shared settings.
+    check("audit_install", &[]);
     check("audit_uninstall", &["audit_uninstall"]);
 }
 
@@ -88,6 +92,16 @@ fn bad_parameters_fail_before_writing_anything() {
     for (args, needle) in [
         (vec!["--set", "actor_type=int"], "actor_type"),
         (vec!["--set", "actor_setting=user_id"], "actor_setting"),
+        // PostgreSQL refuses this name only when the setting is first read: every actor would
+        // silently be NULL.
+        (
+            vec!["--set", "actor_setting=app.user-id"],
+            "actor_setting must be a custom setting name PostgreSQL accepts",
+        ),
+        (
+            vec!["--set", "actor_setting=app.1st"],
+            "actor_setting must be a custom setting name PostgreSQL accepts",
+        ),
         (vec!["--set", "audit_schema=a$pgx$b"], "cannot contain `$`"),
     ] {
         let mut all = vec!["new", "audit", "orders"];
@@ -387,7 +401,7 @@ fn the_log_is_append_only_unforgeable_and_private() {
         "DELETE FROM audit.log",
         "TRUNCATE audit.log",
         "DELETE FROM audit.audited_table",
-        "SELECT audit.register_table('t', '{}', '{}', false)",
+        "SELECT audit.register_table('t', '{}', '{}', false, 1)",
         "SELECT audit.unregister_table('t')",
         "SELECT * FROM audit.history('t', '{\"id\": 1}')",
         "CREATE TRIGGER forged AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION audit.capture()",
@@ -445,8 +459,29 @@ fn the_log_is_append_only_unforgeable_and_private() {
         Some("0"),
         "PUBLIC has a privilege (or a default ACL) in schema audit"
     );
-    // Superusers may still delete, e.g. to enforce retention.
+    // Superusers may still delete, e.g. to enforce retention: exactly the rows asked for go, and
+    // because of who asked (the same statement as the reader failed above).
+    assert_eq!(
+        db.scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .as_deref(),
+        Some("t")
+    );
     db.exec("DELETE FROM audit.log WHERE row_key->>'id' = '1' AND operation = 'UPDATE'");
+    assert_eq!(
+        db.column("SELECT operation FROM audit.log ORDER BY id"),
+        ["INSERT"]
+    );
+    let err = as_role(
+        &db,
+        &reader,
+        "DELETE FROM audit.log WHERE operation = 'INSERT'",
+    )
+    .unwrap_err();
+    assert!(err.contains("append-only"), "{err}");
+    assert_eq!(
+        db.column("SELECT operation FROM audit.log ORDER BY id"),
+        ["INSERT"]
+    );
 }
 
 #[test]
@@ -627,6 +662,7 @@ fn a_table_without_primary_key_fails_at_apply_unless_key_columns_are_named() {
         "CREATE TABLE events (source text, seq int, body text)",
         "DROP TABLE events",
     );
+    p.pgx().args(["new", "audit_install"]).ok();
     p.pgx().db(&db).args(["migrate", "up"]).ok();
     let before = db.snapshot();
     p.pgx().args(["new", "audit", "events"]).ok();
@@ -644,8 +680,9 @@ fn a_table_without_primary_key_fails_at_apply_unless_key_columns_are_named() {
     let pending: Vec<String> = p
         .files("migrations")
         .into_iter()
-        .filter(|f| f.contains("audit"))
+        .filter(|f| f.contains("_audit_events."))
         .collect();
+    assert_eq!(pending.len(), 2);
     for f in pending {
         std::fs::remove_file(p.join(&format!("migrations/{f}"))).unwrap();
     }
@@ -712,10 +749,28 @@ fn two_tables_in_two_migrations_share_one_infrastructure_and_down_up_round_trips
         Some("2")
     );
 
-    // Another audit migration rendered with other shared settings is refused, changing nothing.
+    // Another audit migration with other shared settings is refused: by pgx new, and (one
+    // written by hand, here the customers one edited) by the database, changing nothing.
     p.pgx()
         .args(["new", "audit", "refunds", "--set", "actor_type=uuid"])
-        .ok();
+        .fails()
+        .stderr_has("belongs to the installed audit");
+    let customers = p
+        .files("migrations")
+        .into_iter()
+        .find(|f| f.ends_with("_audit_customers.up.sql"))
+        .unwrap();
+    let edited = p
+        .read(&format!("migrations/{customers}"))
+        .replace("IS DISTINCT FROM 'bigint'", "IS DISTINCT FROM 'uuid'");
+    assert!(edited.contains("IS DISTINCT FROM 'uuid'"), "{edited}");
+    p.write(
+        &format!(
+            "migrations/{}",
+            customers.replace("_audit_customers.", "9_audit_refunds.")
+        ),
+        &edited.replace("customers", "refunds"),
+    );
     p.pgx()
         .db(&db)
         .args(["migrate", "up"])

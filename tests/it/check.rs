@@ -149,6 +149,9 @@ fn every_builtin_pattern_passes_check() {
         // no table any more, a history `pgx check` cannot start from zero by design; its up
         // and down are proved in audit::uninstall_is_refused_while_a_table_is_audited_then_removes_everything.
         .filter(|name| name != "audit_uninstall")
+        // Upgrading needs an older audit infrastructure, which only older pgx versions wrote;
+        // proved from a fixture in audit_upgrade::an_embedded_infrastructure_upgrades_and_check_passes.
+        .filter(|name| name != "audit_upgrade")
         .collect();
     assert!(builtin.contains(&"timestamps".to_string()), "{builtin:?}");
     for name in builtin {

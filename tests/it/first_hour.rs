@@ -370,7 +370,7 @@ fn durations_carry_their_unit_on_flags_and_parameters() {
         Some("200ms")
     );
     let show = p.pgx().args(["patterns", "show", "timestamps"]).ok();
-    show.stdout_has("lock_timeout").stdout_has("default: 5s");
+    show.stdout_has("lock_timeout").stdout_has("default: 100ms");
 }
 
 #[test]

@@ -5,6 +5,9 @@ mod support;
 
 mod adoption;
 mod audit;
+mod audit_exact;
+mod audit_security;
+mod audit_upgrade;
 mod catalog_snapshot;
 mod check;
 mod cli;

@@ -148,7 +148,7 @@ fn concurrently_is_split_into_single_statement_no_transaction_steps() {
     // The transactional steps open with a short lock timeout, as every pattern does.
     for step in r.steps.iter().filter(|s| !s.no_transaction) {
         assert!(
-            step.up.contains("SET LOCAL lock_timeout = '5s';"),
+            step.up.contains("SET LOCAL lock_timeout = '100ms';"),
             "{}",
             step.up
         );

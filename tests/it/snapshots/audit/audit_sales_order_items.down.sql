@@ -7,6 +7,7 @@
 -- param exclude = ["card_token"]
 -- param skip_unchanged = true
 -- param reader = "auditor"
+-- param max_value_bytes = 1048576
 -- param lock_timeout = "5s"
 
 -- Stops auditing "Sales"."Order Items" and its partitions. The audit infrastructure, the reader's grants and

@@ -2,49 +2,83 @@
 -- schema: "public"
 -- param audit_schema = "audit"
 -- param actor_setting = "app.user_id"
--- param actor_type = "bigint"
+-- param actor_type = "uuid"
 -- param lock_timeout = "5s"
 
 SET LOCAL lock_timeout = '5s';
 
 -- ---------------------------------------------------------------------------------------------
--- Shared audit infrastructure in schema audit: created by the first audit migration,
--- left as it is by later ones (every statement below is idempotent).
+-- Shared audit infrastructure, version 2, in schema audit. Changed only by explicit
+-- upgrade migrations (pgx new audit_upgrade).
 -- ---------------------------------------------------------------------------------------------
 
--- An infrastructure installed with other settings is never silently reconfigured.
+-- Installed once: an infrastructure already there (of any version, embedded in older audit
+-- migrations too) changes only through an upgrade migration.
 DO $pgx$
 BEGIN
-    -- Remembered for the privilege clean-up at the end of the infrastructure.
-    PERFORM pg_catalog.set_config('pgx.audit_installing',
-        (pg_catalog.to_regclass('audit.log') IS NULL)::text, true);
     IF pg_catalog.to_regprocedure('audit.settings()') IS NOT NULL THEN
-        IF audit.settings() OPERATOR(pg_catalog.<>) pg_catalog.jsonb_build_object('version', 1, 'actor_setting', 'app.user_id', 'actor_type', 'bigint') THEN
-            RAISE EXCEPTION 'the audit infrastructure in schema % was installed with settings %, and this migration asks for %',
-                'audit', audit.settings(), pg_catalog.jsonb_build_object('version', 1, 'actor_setting', 'app.user_id', 'actor_type', 'bigint')
-                USING HINT = 'render this migration with the same schema, actor_setting and actor_type as the first audit migration';
-        END IF;
+        RAISE EXCEPTION 'the audit infrastructure is installed in schema % already, with settings %', 'audit', audit.settings()
+            USING HINT = 'change it with an upgrade migration (pgx new audit_upgrade), or remove it first (pgx new audit_uninstall)';
+    END IF;
+END
+$pgx$;
+
+DO $pgx$
+DECLARE
+    owner_oid oid;
+    others text;
+BEGIN
+    SELECT n.nspowner INTO owner_oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'audit';
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- Superusers can do anything anyway; any other owner could replace what pgx puts there.
+    IF owner_oid <> pg_catalog.to_regrole(CURRENT_USER)
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = owner_oid) THEN
+        RAISE EXCEPTION 'schema % belongs to role %, not to %: pgx keeps objects there that run with elevated rights, and the owner of a schema can drop and replace what is in it',
+            'audit', pg_catalog.pg_get_userbyid(owner_oid), CURRENT_USER
+            USING HINT = pg_catalog.format('ALTER SCHEMA %I OWNER TO %I (as a superuser), or use another schema', 'audit', CURRENT_USER);
+    END IF;
+    -- Roles other than the owner that can create objects in it, or act as its owner.
+    SELECT pg_catalog.string_agg(DISTINCT w.name, ', ' ORDER BY w.name) INTO others
+    FROM (
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END AS name, a.grantee
+        FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+        WHERE n.nspname = 'audit' AND a.privilege_type = 'CREATE' AND a.grantee <> owner_oid
+        UNION ALL
+        SELECT r.rolname::text, r.oid FROM pg_catalog.pg_roles r
+        WHERE r.oid <> owner_oid AND pg_catalog.pg_has_role(r.oid, owner_oid, 'MEMBER')
+    ) w
+    WHERE w.grantee = 0 OR NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = w.grantee);
+    IF others IS NOT NULL THEN
+        RAISE EXCEPTION 'schema % is writable by % besides its owner %: pgx keeps objects there that run with elevated rights, and a role that can create objects in a schema can plant look-alikes of them',
+            'audit', others, pg_catalog.pg_get_userbyid(owner_oid)
+            USING HINT = pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM ...; revoke memberships in role %I', 'audit', pg_catalog.pg_get_userbyid(owner_oid));
     END IF;
 END
 $pgx$;
 
 CREATE SCHEMA IF NOT EXISTS audit;
 
--- What this infrastructure was installed with; read by the check above.
-CREATE OR REPLACE FUNCTION audit.settings() RETURNS pg_catalog.jsonb
+-- What this infrastructure was installed with, and its version: read by every audit migration,
+-- which refuses to run on an older version.
+CREATE FUNCTION audit.settings() RETURNS pg_catalog.jsonb
     LANGUAGE sql
     IMMUTABLE
     SET search_path = pg_catalog, pg_temp
-AS $pgx$ SELECT pg_catalog.jsonb_build_object('version', 1, 'actor_setting', 'app.user_id', 'actor_type', 'bigint') $pgx$;
+AS $pgx$ SELECT pg_catalog.jsonb_build_object('version', 2, 'actor_setting', 'app.user_id', 'actor_type', 'uuid') $pgx$;
 
 -- Which tables are audited, and how. Columns are kept as attribute numbers, so renaming a
--- column can never make an excluded one appear in the log. key_columns NULL means the
--- primary key, as it is when each statement runs.
-CREATE TABLE IF NOT EXISTS audit.audited_table (
+-- column can never make an excluded one appear in the log, and excluded ones by name as well,
+-- so a column dropped and added again under an excluded name stays excluded. key_columns NULL
+-- means the primary key, as it is when each statement runs.
+CREATE TABLE audit.audited_table (
     relid            regclass PRIMARY KEY,
     key_columns      smallint[],
     excluded_columns smallint[] NOT NULL DEFAULT '{}',
-    skip_unchanged   boolean NOT NULL
+    skip_unchanged   boolean NOT NULL,
+    excluded_names   text[] NOT NULL DEFAULT '{}',
+    max_value_bytes  integer NOT NULL DEFAULT 1048576
 );
 
 -- Append-only for everyone but superusers, the owner included: privileges already keep other
@@ -63,56 +97,124 @@ BEGIN
 END
 $pgx$;
 
--- The log, created once: later audit migrations leave it alone, and so take no lock on it that
--- would queue audited writes behind them.
-DO $pgx$
-BEGIN
-    IF pg_catalog.to_regclass('audit.log') IS NOT NULL THEN
-        RETURN;
-    END IF;
+-- The log. Names are stored as text, so they read well and survive dump/restore (an oid does
+-- neither). There is no primary key on id: the identity column is unique by construction
+-- (GENERATED ALWAYS, and only the owner may insert), and a second btree would cost every
+-- audited write; the indexes below serve look-ups by key and by time.
+CREATE TABLE audit.log (
+    id               bigint GENERATED ALWAYS AS IDENTITY,
+    txid             xid8 NOT NULL,
+    logged_at        timestamptz NOT NULL,
+    schema_name      text NOT NULL,
+    table_name       text NOT NULL,
+    partition_name   text,
+    operation        text NOT NULL CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')),
+    row_key          jsonb,
+    old_key          jsonb,
+    new_row          jsonb,
+    old_row          jsonb,
+    changed_columns  text[],
+    actor            pg_catalog.uuid,
+    db_role          text NOT NULL,
+    application_name text
+);
 
-    -- The log. Names are stored as text, so they read well and survive dump/restore (an oid does
-    -- neither). There is no primary key on id: the identity column is unique by construction
-    -- (GENERATED ALWAYS, and only the owner may insert), and a second btree would cost every
-    -- audited write; the indexes below serve look-ups by key and by time.
-    CREATE TABLE audit.log (
-        id               bigint GENERATED ALWAYS AS IDENTITY,
-        txid             xid8 NOT NULL,
-        logged_at        timestamptz NOT NULL,
-        schema_name      text NOT NULL,
-        table_name       text NOT NULL,
-        partition_name   text,
-        operation        text NOT NULL CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')),
-        row_key          jsonb,
-        old_key          jsonb,
-        new_row          jsonb,
-        old_row          jsonb,
-        changed_columns  text[],
-        actor            pg_catalog.int8,
-        db_role          text NOT NULL,
-        application_name text
-    );
+COMMENT ON TABLE audit.log IS 'Append-only audit trail written by pgx audit triggers. logged_at is the transaction time; row_key is the row''s key as JSON (after the statement; before it for DELETE); old_key is set when an UPDATE changed the key; partition_name is set when the statement named a partition rather than the audited table.';
 
-    COMMENT ON TABLE audit.log IS 'Append-only audit trail written by pgx audit triggers. logged_at is the transaction time; row_key is the row''s key as JSON (after the statement; before it for DELETE); old_key is set when an UPDATE changed the key; partition_name is set when the statement named a partition rather than the audited table.';
+-- History look-ups are by key: hash indexes, as equality is all they need. In a log that
+-- holds many tables they cost bulk writes less than a btree, which would insert in the
+-- middle of the tree; no key is too long for them (a btree entry cannot pass 2.7 kB, which
+-- would fail the user's write); tables sharing a key value are told apart by the recheck
+-- on schema_name and table_name. BRIN serves time ranges at almost no cost.
+CREATE INDEX log_logged_at_brin ON audit.log USING brin (logged_at);
+CREATE INDEX log_row_key ON audit.log USING hash (row_key);
+CREATE INDEX log_old_key ON audit.log USING hash (old_key) WHERE old_key IS NOT NULL;
+CREATE INDEX log_truncate ON audit.log (schema_name, table_name) WHERE operation = 'TRUNCATE';
 
-    -- History look-ups are by key: hash indexes, as equality is all they need. In a log that
-    -- holds many tables they cost bulk writes less than a btree, which would insert in the
-    -- middle of the tree; no key is too long for them (a btree entry cannot pass 2.7 kB, which
-    -- would fail the user's write); tables sharing a key value are told apart by the recheck
-    -- on schema_name and table_name. BRIN serves time ranges at almost no cost.
-    CREATE INDEX log_logged_at_brin ON audit.log USING brin (logged_at);
-    CREATE INDEX log_row_key ON audit.log USING hash (row_key);
-    CREATE INDEX log_old_key ON audit.log USING hash (old_key) WHERE old_key IS NOT NULL;
-    CREATE INDEX log_truncate ON audit.log (schema_name, table_name) WHERE operation = 'TRUNCATE';
+CREATE TRIGGER log_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.forbid_change();
 
-    CREATE TRIGGER log_append_only
-        BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.log
-        FOR EACH STATEMENT EXECUTE FUNCTION audit.forbid_change();
+-- Fires even with session_replication_role = replica.
+ALTER TABLE audit.log ENABLE ALWAYS TRIGGER log_append_only;
 
-    -- Fires even with session_replication_role = replica.
-    ALTER TABLE audit.log ENABLE ALWAYS TRIGGER log_append_only;
-END
-$pgx$;
+-- Whether converting a value of this type with to_jsonb() could look up a cast: to_jsonb()
+-- (like to_json) uses a cast to json for any type that is not built in and is neither a domain
+-- (its base type counts), an array (its element type counts) nor a composite (each field
+-- counts). Such a cast may be a function of the type's owner, which must never run with the
+-- capture function's rights, so values of these types are converted by their output function
+-- instead. Built-in types (oid below 16384) cannot have casts a non-superuser created: a cast
+-- needs the ownership of its source or target type.
+CREATE OR REPLACE FUNCTION audit.unsafe_type(typ oid) RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH RECURSIVE reached (oid) AS (
+        SELECT typ
+        UNION
+        SELECT n.next
+          FROM reached AS r
+          JOIN pg_catalog.pg_type AS t ON t.oid OPERATOR(pg_catalog.=) r.oid
+         CROSS JOIN LATERAL (
+               SELECT t.typbasetype WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
+               UNION ALL
+               SELECT t.typelem WHERE t.typsubscript OPERATOR(pg_catalog.=) 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+               UNION ALL
+               SELECT a.atttypid FROM pg_catalog.pg_attribute AS a
+                WHERE t.typtype OPERATOR(pg_catalog.=) 'c' AND a.attrelid OPERATOR(pg_catalog.=) t.typrelid
+                  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) AS n (next)
+    )
+    SELECT EXISTS (
+        SELECT FROM reached AS r JOIN pg_catalog.pg_type AS t ON t.oid OPERATOR(pg_catalog.=) r.oid
+         WHERE r.oid OPERATOR(pg_catalog.>=) 16384
+           AND t.typtype NOT IN ('c', 'd')
+           AND t.typsubscript OPERATOR(pg_catalog.<>) 'pg_catalog.array_subscript_handler'::pg_catalog.regproc);
+END;
+
+-- The jsonb object of a row, column by column, as an SQL expression over `rowref` (a value of
+-- the row type of table `rel`), built from the catalog (names quoted by format): the columns
+-- left out, values of types with a possible user cast (see unsafe_type) as the text of their
+-- output function (format's %s; num_nulls tells NULL apart without the composite semantics of
+-- IS NULL), and values whose stored size passes max_bytes as a marker with their size
+-- and SHA-256 hash. For statements that the plain to_jsonb() of whole rows cannot serve.
+CREATE OR REPLACE FUNCTION audit.row_expr(rel oid, rowref text, excluded text[], max_bytes integer) RETURNS text
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT coalesce(pg_catalog.string_agg(
+               pg_catalog.format(
+                   'pg_catalog.jsonb_build_object(%L, CASE WHEN pg_catalog.pg_column_size(%s.%I) OPERATOR(pg_catalog.>) %s'
+                   ' THEN pg_catalog.jsonb_build_object(''pgx_omitted'', true, ''bytes'', pg_catalog.pg_column_size(%s.%I),'
+                   ' ''sha256'', pg_catalog.encode(pg_catalog.sha256(%s), ''hex'')) ELSE pg_catalog.to_jsonb(%s) END)',
+                   a.attname, rowref, a.attname, max_bytes, rowref, a.attname,
+                   pg_catalog.format('pg_catalog.convert_to(pg_catalog.format(''%%s'', %s.%I), ''UTF8'')', rowref, a.attname),
+                   CASE WHEN audit.unsafe_type(a.atttypid)
+                        THEN pg_catalog.format('CASE WHEN pg_catalog.num_nulls(%s.%I) OPERATOR(pg_catalog.=) 0 THEN pg_catalog.format(''%%s'', %s.%I) END',
+                                               rowref, a.attname, rowref, a.attname)
+                        ELSE pg_catalog.format('%s.%I', rowref, a.attname) END),
+               ' OPERATOR(pg_catalog.||) ' ORDER BY a.attnum), '''{}''::pg_catalog.jsonb')
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+       AND a.attname OPERATOR(pg_catalog.<>) ALL (excluded);
+END;
+
+-- A row's jsonb with every value whose size passes max_bytes replaced by a marker (its size
+-- and the SHA-256 of its text, as row_expr records them): for the rare rows larger than
+-- max_bytes, whose whole-row conversion jsonb could still hold.
+CREATE OR REPLACE FUNCTION audit.row_json(j pg_catalog.jsonb, max_bytes integer) RETURNS pg_catalog.jsonb
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_object_agg(e.key,
+               CASE WHEN pg_catalog.pg_column_size(e.value) OPERATOR(pg_catalog.>) max_bytes
+                    THEN pg_catalog.jsonb_build_object('pgx_omitted', true, 'bytes', pg_catalog.pg_column_size(e.value),
+                             'sha256', pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(e.value OPERATOR(pg_catalog.#>>) '{}', 'UTF8')), 'hex'))
+                    ELSE e.value END)
+      FROM pg_catalog.jsonb_each(j) AS e;
+END;
 
 -- The trigger function every audited table (and partition) uses: one statement-level AFTER
 -- trigger per event, reading the statement's transition tables, so a bulk statement costs one
@@ -125,6 +227,16 @@ $pgx$;
 -- work_mem lets an UPDATE pair its old and new rows in memory up to a few hundred thousand rows
 -- (larger statements spill to disk, as any sort does), and JIT compilation, which the row
 -- estimates of large transition tables would trigger, costs more than it saves here.
+--
+-- Rows become jsonb in one of two ways. The fast one, to_jsonb() of the whole row, serves
+-- tables whose column types are all safe (see unsafe_type) and rows whose stored size is within
+-- max_value_bytes. A table with a column of a type to_jsonb() would look up a cast for (an
+-- enum, a range... that is not built in: its owner can give it a cast running any code) has
+-- every statement converted by row_expr, which never looks a cast up; a row above
+-- max_value_bytes has its large values replaced by markers (row_json). Should a value not be
+-- representable at all (a jsonb string is limited to 256 MB), the statement is recorded again
+-- by row_expr, with every value above 1 kB a marker, never converted: the user's write never
+-- fails.
 CREATE OR REPLACE FUNCTION audit.capture() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -145,21 +257,28 @@ DECLARE
     v_excluded   text[];
     v_key        text[];
     v_non_key    text[];
+    v_max        integer;
+    v_foreign    boolean;
+    v_unsafe     boolean := false;
+    v_new        pg_catalog.jsonb[];
+    v_old        pg_catalog.jsonb[];
+    v_paired     boolean;
     v_raw        text;
-    v_actor      pg_catalog.int8;
+    v_actor      pg_catalog.uuid;
     v_role       text;
     v_app        text;
     v_txid       xid8;
     v_at         timestamptz;
 BEGIN
     -- The audited table (this one, or the nearest audited ancestor of this partition) and the
-    -- column names to leave out and to key rows by. Partitions have the audited table's column
-    -- names, so names resolved there fit the rows of either. Without a key (the primary key was
-    -- dropped since), row_key is NULL. One query with no parameter but the table, so PL/pgSQL
-    -- keeps one generic plan instead of planning it again on every statement.
-    SELECT r.relid, n.nspname, c.relname, r.skip_unchanged, k.excluded, k.key,
-           CASE WHEN k.key IS NOT NULL THEN k.non_key END
-      INTO v_relid, v_schema, v_table, v_skip, v_excluded, v_key, v_non_key
+    -- column names to leave out (by attribute number, and by name: a column added again under
+    -- an excluded name stays out) and to key rows by. Partitions have the audited table's
+    -- column names, so names resolved there fit the rows of either. Without a key (the primary
+    -- key was dropped since), row_key is NULL. One query with no parameter but the table, so
+    -- PL/pgSQL keeps one generic plan instead of planning it again on every statement.
+    SELECT r.relid::oid, n.nspname::text, c.relname::text, r.skip_unchanged, k.excluded, k.key,
+           CASE WHEN k.key IS NOT NULL THEN k.non_key END, r.max_value_bytes, k.foreign_types
+      INTO v_relid, v_schema, v_table, v_skip, v_excluded, v_key, v_non_key, v_max, v_foreign
       FROM (SELECT TG_RELID::regclass, 0::bigint
             UNION ALL
             SELECT * FROM pg_catalog.pg_partition_ancestors(TG_RELID) WITH ORDINALITY) AS a (relid, depth)
@@ -168,9 +287,11 @@ BEGIN
       JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
       LEFT JOIN pg_catalog.pg_index AS pk ON pk.indrelid OPERATOR(pg_catalog.=) r.relid AND pk.indisprimary
      CROSS JOIN LATERAL (
-            SELECT coalesce(pg_catalog.array_agg(t.attname::text) FILTER (WHERE t.attnum OPERATOR(pg_catalog.=) ANY (r.excluded_columns)), '{}') AS excluded,
+            SELECT coalesce(pg_catalog.array_agg(t.attname::text) FILTER (WHERE t.attnum OPERATOR(pg_catalog.=) ANY (r.excluded_columns)
+                                                                            OR t.attname OPERATOR(pg_catalog.=) ANY (r.excluded_names)), '{}') AS excluded,
                    pg_catalog.array_agg(t.attname::text) FILTER (WHERE t.attnum OPERATOR(pg_catalog.=) ANY (coalesce(r.key_columns, pk.indkey::smallint[]))) AS key,
-                   coalesce(pg_catalog.array_agg(t.attname::text) FILTER (WHERE t.attnum OPERATOR(pg_catalog.<>) ALL (coalesce(r.key_columns, pk.indkey::smallint[]))), '{}') AS non_key
+                   coalesce(pg_catalog.array_agg(t.attname::text) FILTER (WHERE t.attnum OPERATOR(pg_catalog.<>) ALL (coalesce(r.key_columns, pk.indkey::smallint[]))), '{}') AS non_key,
+                   coalesce(pg_catalog.bool_or(t.atttypid OPERATOR(pg_catalog.>=) 16384), false) AS foreign_types
               FROM pg_catalog.pg_attribute AS t
              WHERE t.attrelid OPERATOR(pg_catalog.=) r.relid AND t.attnum OPERATOR(pg_catalog.>) 0 AND NOT t.attisdropped) AS k
      ORDER BY a.depth
@@ -183,12 +304,20 @@ BEGIN
     IF v_relid OPERATOR(pg_catalog.<>) TG_RELID THEN
         v_partition := pg_catalog.format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
     END IF;
+    -- Only a table with a column of a type that is not built in (a domain, an enum...) pays for
+    -- finding out whether to_jsonb() could meet a cast there. The rows' own type (this table's
+    -- or partition's) is what the transition tables hold.
+    IF v_foreign THEN
+        SELECT pg_catalog.bool_or(audit.unsafe_type(a.atttypid)) INTO v_unsafe
+          FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) TG_RELID AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    END IF;
 
     -- Never fails the user's write: unset, reset, empty or malformed means no actor.
     v_raw := NULLIF(pg_catalog.btrim(pg_catalog.current_setting('app.user_id', true)), '');
     IF v_raw IS NOT NULL THEN
         BEGIN
-            v_actor := v_raw::pg_catalog.int8;
+            v_actor := v_raw::pg_catalog.uuid;
         EXCEPTION WHEN data_exception THEN
             v_actor := NULL;
         END;
@@ -196,54 +325,129 @@ BEGIN
     -- The role the session acts as (SET ROLE included); current_user is this function's owner.
     v_role := pg_catalog.current_setting('role');
     IF v_role OPERATOR(pg_catalog.=) 'none' THEN
-        v_role := SESSION_USER;
+        v_role := SESSION_USER::text;
     END IF;
     v_app := NULLIF(pg_catalog.current_setting('application_name'), '');
     v_txid := pg_catalog.pg_current_xact_id();
     v_at := pg_catalog.now();
-
-    -- OFFSET 0 keeps each row's JSON computed once: without it the planner pulls the subquery
-    -- up and evaluates to_jsonb() once per reference.
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
-                               row_key, new_row, actor, db_role, application_name)
-        SELECT v_txid, v_at, v_schema, v_table, v_partition, 'INSERT',
-               x.j OPERATOR(pg_catalog.-) v_non_key,
-               x.j, v_actor, v_role, v_app
-          FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM new_rows AS t OFFSET 0) AS x;
-    ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
-        -- PostgreSQL appends each updated row's old and new versions to the two transition
-        -- tables together (cross-partition moves included), so the n-th rows of both are the
-        -- same row: pairing by position stays right when the key itself changes.
-        INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
-                               row_key, old_key, new_row, old_row, changed_columns, actor, db_role, application_name)
-        SELECT v_txid, v_at, v_schema, v_table, v_partition, 'UPDATE',
-               q.nj OPERATOR(pg_catalog.-) v_non_key,
-               CASE WHEN q.changed OPERATOR(pg_catalog.&&) v_key THEN q.oj OPERATOR(pg_catalog.-) v_non_key END,
-               q.nj, q.oj, q.changed, v_actor, v_role, v_app
-          FROM (SELECT j.nj, j.oj,
-                       ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(j.nj) AS k
-                              WHERE j.nj OPERATOR(pg_catalog.->) k IS DISTINCT FROM j.oj OPERATOR(pg_catalog.->) k) AS changed
-                  FROM (SELECT pg_catalog.to_jsonb(n.r) OPERATOR(pg_catalog.-) v_excluded AS nj,
-                               pg_catalog.to_jsonb(o.r) OPERATOR(pg_catalog.-) v_excluded AS oj
-                          FROM (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM new_rows AS t) AS n
-                          JOIN (SELECT pg_catalog.row_number() OVER () AS rn, t AS r FROM old_rows AS t) AS o
-                            ON o.rn OPERATOR(pg_catalog.=) n.rn
-                        OFFSET 0) AS j
-                 WHERE NOT v_skip OR j.nj OPERATOR(pg_catalog.<>) j.oj
-                OFFSET 0) AS q;
-    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-        INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
-                               row_key, old_row, actor, db_role, application_name)
-        SELECT v_txid, v_at, v_schema, v_table, v_partition, 'DELETE',
-               x.j OPERATOR(pg_catalog.-) v_non_key,
-               x.j, v_actor, v_role, v_app
-          FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM old_rows AS t OFFSET 0) AS x;
-    ELSE
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
         INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                actor, db_role, application_name)
         VALUES (v_txid, v_at, v_schema, v_table, v_partition, 'TRUNCATE', v_actor, v_role, v_app);
+        RETURN NULL;
     END IF;
+    -- PostgreSQL appends each updated row's old and new versions to the two transition tables
+    -- together, so the n-th rows of both are the same row, unless a row moved to another
+    -- partition whose BEFORE INSERT trigger dropped it: then there is an old row without a new
+    -- one, every later pair would be shifted, and rows are paired by key instead.
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        v_paired := (SELECT pg_catalog.count(*) FROM old_rows) OPERATOR(pg_catalog.=) (SELECT pg_catalog.count(*) FROM new_rows);
+    END IF;
+
+    <<record>>
+    FOR v_attempt IN 1..2 LOOP
+        BEGIN
+            IF v_unsafe THEN
+                -- Row by row in scan order, which the fast path below numbers the same way (the
+                -- columns named directly: a whole-row value of a transition table that has
+                -- dropped columns loses fields selected by name).
+                IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                    EXECUTE 'SELECT pg_catalog.array_agg(' OPERATOR(pg_catalog.||)
+                            audit.row_expr(TG_RELID, 't', v_excluded, v_max) OPERATOR(pg_catalog.||)
+                            ') FROM new_rows AS t'
+                       INTO v_new;
+                END IF;
+                IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                    EXECUTE 'SELECT pg_catalog.array_agg(' OPERATOR(pg_catalog.||)
+                            audit.row_expr(TG_RELID, 't', v_excluded, v_max) OPERATOR(pg_catalog.||)
+                            ') FROM old_rows AS t'
+                       INTO v_old;
+                END IF;
+            END IF;
+
+            -- Each branch below that reads the rows themselves runs only when v_unsafe is false
+            -- (a one-time filter), so to_jsonb() never sees a row of an unsafe table. OFFSET 0
+            -- keeps each row's JSON computed once.
+            IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+                INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
+                                       row_key, new_row, actor, db_role, application_name)
+                SELECT v_txid, v_at, v_schema, v_table, v_partition, 'INSERT',
+                       x.j OPERATOR(pg_catalog.-) v_non_key, x.j, v_actor, v_role, v_app
+                  FROM (SELECT CASE WHEN pg_catalog.pg_column_size(s.r) OPERATOR(pg_catalog.<=) v_max
+                                    THEN pg_catalog.to_jsonb(s.r) OPERATOR(pg_catalog.-) v_excluded
+                                    ELSE audit.row_json(pg_catalog.to_jsonb(s.r) OPERATOR(pg_catalog.-) v_excluded, v_max) END AS j
+                          FROM (SELECT t AS r FROM new_rows AS t WHERE NOT v_unsafe OFFSET 0) AS s
+                        UNION ALL
+                        SELECT u.j FROM pg_catalog.unnest(v_new) AS u (j) WHERE v_unsafe
+                        OFFSET 0) AS x;
+            ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+                INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
+                                       row_key, old_row, actor, db_role, application_name)
+                SELECT v_txid, v_at, v_schema, v_table, v_partition, 'DELETE',
+                       x.j OPERATOR(pg_catalog.-) v_non_key, x.j, v_actor, v_role, v_app
+                  FROM (SELECT CASE WHEN pg_catalog.pg_column_size(s.r) OPERATOR(pg_catalog.<=) v_max
+                                    THEN pg_catalog.to_jsonb(s.r) OPERATOR(pg_catalog.-) v_excluded
+                                    ELSE audit.row_json(pg_catalog.to_jsonb(s.r) OPERATOR(pg_catalog.-) v_excluded, v_max) END AS j
+                          FROM (SELECT t AS r FROM old_rows AS t WHERE NOT v_unsafe OFFSET 0) AS s
+                        UNION ALL
+                        SELECT u.j FROM pg_catalog.unnest(v_old) AS u (j) WHERE v_unsafe
+                        OFFSET 0) AS x;
+            ELSE
+                -- An UPDATE: pairs by position, or by key (see v_paired). A row without a
+                -- partner is recorded as what happened to it: an old row alone was deleted (its
+                -- move was dropped), a new row alone was inserted; without a key every row of
+                -- such a statement is.
+                WITH nr AS (
+                    SELECT s.n, CASE WHEN pg_catalog.pg_column_size(s.r) OPERATOR(pg_catalog.<=) v_max
+                                     THEN pg_catalog.to_jsonb(s.r) OPERATOR(pg_catalog.-) v_excluded
+                                     ELSE audit.row_json(pg_catalog.to_jsonb(s.r) OPERATOR(pg_catalog.-) v_excluded, v_max) END AS j
+                      FROM (SELECT pg_catalog.row_number() OVER () AS n, t AS r FROM new_rows AS t WHERE NOT v_unsafe OFFSET 0) AS s
+                    UNION ALL
+                    SELECT u.n, u.j FROM pg_catalog.unnest(v_new) WITH ORDINALITY AS u (j, n) WHERE v_unsafe
+                ), orow AS (
+                    SELECT s.n, CASE WHEN pg_catalog.pg_column_size(s.r) OPERATOR(pg_catalog.<=) v_max
+                                     THEN pg_catalog.to_jsonb(s.r) OPERATOR(pg_catalog.-) v_excluded
+                                     ELSE audit.row_json(pg_catalog.to_jsonb(s.r) OPERATOR(pg_catalog.-) v_excluded, v_max) END AS j
+                      FROM (SELECT pg_catalog.row_number() OVER () AS n, t AS r FROM old_rows AS t WHERE NOT v_unsafe OFFSET 0) AS s
+                    UNION ALL
+                    SELECT u.n, u.j FROM pg_catalog.unnest(v_old) WITH ORDINALITY AS u (j, n) WHERE v_unsafe
+                ), pairs AS (
+                    SELECT nr.j AS nj, orow.j AS oj
+                      FROM nr JOIN orow ON orow.n OPERATOR(pg_catalog.=) nr.n
+                     WHERE v_paired
+                    UNION ALL
+                    SELECT nr.j, orow.j
+                      FROM nr FULL JOIN orow
+                        ON (orow.j OPERATOR(pg_catalog.-) v_non_key) OPERATOR(pg_catalog.=) (nr.j OPERATOR(pg_catalog.-) v_non_key)
+                     WHERE NOT v_paired
+                )
+                INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
+                                       row_key, old_key, new_row, old_row, changed_columns, actor, db_role, application_name)
+                SELECT v_txid, v_at, v_schema, v_table, v_partition,
+                       CASE WHEN q.oj IS NULL THEN 'INSERT' WHEN q.nj IS NULL THEN 'DELETE' ELSE 'UPDATE' END,
+                       coalesce(q.nj, q.oj) OPERATOR(pg_catalog.-) v_non_key,
+                       CASE WHEN q.changed OPERATOR(pg_catalog.&&) v_key THEN q.oj OPERATOR(pg_catalog.-) v_non_key END,
+                       q.nj, q.oj, q.changed, v_actor, v_role, v_app
+                  FROM (SELECT p.nj, p.oj,
+                               CASE WHEN p.nj IS NOT NULL AND p.oj IS NOT NULL THEN
+                                   ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(p.nj) AS k
+                                          WHERE p.nj OPERATOR(pg_catalog.->) k IS DISTINCT FROM p.oj OPERATOR(pg_catalog.->) k)
+                               END AS changed
+                          FROM pairs AS p
+                         WHERE NOT v_skip OR p.nj IS NULL OR p.oj IS NULL OR p.nj OPERATOR(pg_catalog.<>) p.oj
+                        OFFSET 0) AS q;
+            END IF;
+            EXIT record;
+        EXCEPTION WHEN program_limit_exceeded THEN
+            -- A value too large for jsonb: record the statement again with every value above
+            -- 1 kB as a marker (the values above max_value_bytes are markers already).
+            IF v_attempt OPERATOR(pg_catalog.=) 2 THEN
+                RAISE;
+            END IF;
+            v_max := LEAST(v_max, 1024);
+            v_unsafe := true;
+        END;
+    END LOOP;
     RETURN NULL;
 END
 $pgx$;
@@ -251,7 +455,9 @@ $pgx$;
 -- Gives every partition below an audited table (at any depth, foreign tables aside: they
 -- cannot have transition tables) the audit triggers it lacks. A statement on a partitioned
 -- table fires only that table's statement triggers, and one naming a partition only the
--- partition's, so each level needs its own.
+-- partition's, so each level needs its own. A trigger that has an audit trigger's name is
+-- checked, not trusted: one that is not exactly the audit trigger (function, event, timing,
+-- level, transition tables) stops the statement, naming it.
 CREATE OR REPLACE FUNCTION audit.attach_partitions(tbl regclass) RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -259,25 +465,45 @@ CREATE OR REPLACE FUNCTION audit.attach_partitions(tbl regclass) RETURNS void
 AS $pgx$
 DECLARE
     p regclass;
+    d record;
+    v_found record;
 BEGIN
     FOR p IN
         SELECT t.relid
           FROM pg_catalog.pg_partition_tree(tbl) AS t
           JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) t.relid
          WHERE t.relid OPERATOR(pg_catalog.<>) tbl AND c.relkind IN ('r', 'p')
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
-                            WHERE g.tgrelid OPERATOR(pg_catalog.=) t.relid
-                              AND g.tgname OPERATOR(pg_catalog.=) 'audit_insert')
          ORDER BY t.level
     LOOP
-        EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                                  'audit_insert', p, 'audit.capture');
-        EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                                  'audit_update', p, 'audit.capture');
-        EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                                  'audit_delete', p, 'audit.capture');
-        EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                                  'audit_truncate', p, 'audit.capture');
+        -- tgtype: 4 INSERT, 8 DELETE, 16 UPDATE, 32 TRUNCATE; AFTER and FOR EACH STATEMENT are
+        -- the absence of bits 2 (BEFORE), 64 (INSTEAD OF) and 1 (ROW).
+        FOR d IN
+            SELECT * FROM (VALUES ('audit_insert', 4::int2, 'INSERT', NULL::name, 'new_rows'::name),
+                                  ('audit_update', 16::int2, 'UPDATE', 'old_rows'::name, 'new_rows'::name),
+                                  ('audit_delete', 8::int2, 'DELETE', 'old_rows'::name, NULL::name),
+                                  ('audit_truncate', 32::int2, 'TRUNCATE', NULL::name, NULL::name)) AS v (name, type, event, old_table, new_table)
+        LOOP
+            SELECT g.tgfoid, g.tgtype, g.tgoldtable, g.tgnewtable INTO v_found
+              FROM pg_catalog.pg_trigger AS g
+             WHERE g.tgrelid OPERATOR(pg_catalog.=) p AND g.tgname OPERATOR(pg_catalog.=) d.name;
+            IF NOT FOUND THEN
+                EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER %s ON %s%s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                                          d.name, d.event, p,
+                                          CASE WHEN d.old_table IS NOT NULL OR d.new_table IS NOT NULL THEN
+                                              ' REFERENCING' OPERATOR(pg_catalog.||)
+                                              coalesce(' OLD TABLE AS ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(d.old_table), '') OPERATOR(pg_catalog.||)
+                                              coalesce(' NEW TABLE AS ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(d.new_table), '')
+                                          ELSE '' END,
+                                          'audit.capture');
+            ELSIF v_found.tgfoid OPERATOR(pg_catalog.<>) 'audit.capture()'::pg_catalog.regprocedure
+               OR v_found.tgtype OPERATOR(pg_catalog.<>) d.type
+               OR v_found.tgoldtable IS DISTINCT FROM d.old_table
+               OR v_found.tgnewtable IS DISTINCT FROM d.new_table THEN
+                RAISE EXCEPTION 'audit: % has a trigger % that is not the audit trigger: it runs %, and the audit trigger runs % AFTER % FOR EACH STATEMENT',
+                    p, pg_catalog.quote_ident(d.name), v_found.tgfoid::pg_catalog.regproc, 'audit.capture', d.event
+                    USING HINT = 'drop or rename that trigger, then attach the partition again';
+            END IF;
+        END LOOP;
     END LOOP;
 END
 $pgx$;
@@ -285,7 +511,8 @@ $pgx$;
 -- Validates and records a table's audit settings, and audits its existing partitions; the
 -- migration then creates the table's own triggers. Errors here stop the migration before any
 -- trigger exists.
-CREATE OR REPLACE FUNCTION audit.register_table(tbl regclass, key_columns text[], excluded_columns text[], skip_unchanged boolean)
+CREATE OR REPLACE FUNCTION audit.register_table(tbl regclass, key_columns text[], excluded_columns text[], skip_unchanged boolean,
+                                             max_value_bytes integer)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -343,9 +570,14 @@ BEGIN
             USING HINT = 'creating event triggers needs a superuser: apply the first audit migration as one';
     END IF;
 
+    IF max_value_bytes IS NULL OR max_value_bytes OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'audit: max_value_bytes must be a positive number of bytes, not %', max_value_bytes;
+    END IF;
+
     DELETE FROM audit.audited_table AS r WHERE r.relid OPERATOR(pg_catalog.=) tbl;
-    INSERT INTO audit.audited_table (relid, key_columns, excluded_columns, skip_unchanged)
-    VALUES (tbl, v_key, v_excluded, skip_unchanged);
+    INSERT INTO audit.audited_table (relid, key_columns, excluded_columns, skip_unchanged, excluded_names, max_value_bytes)
+    VALUES (tbl, v_key, v_excluded, skip_unchanged,
+            ARRAY(SELECT DISTINCT u.name FROM pg_catalog.unnest(excluded_columns) AS u (name) ORDER BY 1), max_value_bytes);
     PERFORM audit.attach_partitions(tbl);
 END
 $pgx$;
@@ -500,7 +732,7 @@ DECLARE
     v_key     jsonb;
 BEGIN
     -- A partition's rows are recorded under the audited table it belongs to.
-    SELECT n.nspname, c.relname INTO v_schema, v_table
+    SELECT n.nspname::text, c.relname::text INTO v_schema, v_table
       FROM (SELECT tbl, 0::bigint
             UNION ALL
             SELECT * FROM pg_catalog.pg_partition_ancestors(tbl) WITH ORDINALITY) AS a (relid, depth)
@@ -532,16 +764,14 @@ $pgx$;
 -- DEFINER functions, and PUBLIC has nothing. Revoking from every grantee, not only PUBLIC,
 -- undoes default privileges (ALTER DEFAULT PRIVILEGES ... GRANT ... ON TABLES) that applied
 -- when these objects were created: the log holds copies of rows from every audited table, so
--- even reading it is for the roles named as readers. Once installed, later migrations revoke
--- only what no reader has (so earlier readers keep SELECT).
+-- even reading it is for the roles named as readers. An upgrade revokes only what no reader
+-- has (so readers keep SELECT and EXECUTE on the history functions).
 REVOKE ALL ON SCHEMA audit FROM PUBLIC;
 REVOKE ALL ON TABLE audit.log, audit.audited_table FROM PUBLIC;
-REVOKE ALL ON FUNCTION audit.settings(), audit.forbid_change(), audit.capture(), audit.attach_partitions(regclass),
-    audit.register_table(regclass, text[], text[], boolean), audit.unregister_table(regclass), audit.on_ddl(), audit.on_drop(),
-    audit.history(text, text, jsonb), audit.history(regclass, jsonb) FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA audit FROM PUBLIC;
 DO $pgx$
 DECLARE
-    v_installing boolean := pg_catalog.current_setting('pgx.audit_installing', true) OPERATOR(pg_catalog.=) 'true';
+    v_installing boolean := true;
     g record;
 BEGIN
     FOR g IN

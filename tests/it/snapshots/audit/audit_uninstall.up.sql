@@ -2,7 +2,7 @@
 -- schema: "public"
 -- param audit_schema = "audit"
 -- param actor_setting = "app.user_id"
--- param actor_type = "bigint"
+-- param actor_type = "uuid"
 -- param lock_timeout = "5s"
 
 SET LOCAL lock_timeout = '5s';
@@ -35,9 +35,12 @@ DROP FUNCTION audit.history(text, text, jsonb);
 DROP FUNCTION audit.on_drop();
 DROP FUNCTION audit.on_ddl();
 DROP FUNCTION audit.unregister_table(regclass);
-DROP FUNCTION audit.register_table(regclass, text[], text[], boolean);
+DROP FUNCTION audit.register_table(regclass, text[], text[], boolean, integer);
 DROP FUNCTION audit.attach_partitions(regclass);
 DROP FUNCTION audit.capture();
+DROP FUNCTION audit.row_json(pg_catalog.jsonb, integer);
+DROP FUNCTION audit.row_expr(oid, text, text[], integer);
+DROP FUNCTION audit.unsafe_type(oid);
 
 -- Dropping the log takes its history with it; the superuser-only append-only rule does not
 -- apply to DROP, which only the owner can do.

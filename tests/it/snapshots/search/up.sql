@@ -15,12 +15,12 @@
 -- param deleted_column = null
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = false
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- Checks before anything changes; each failure says what to do.
 DO $pgx$

@@ -16,12 +16,12 @@
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 DROP FUNCTION public.docs_search(pg_catalog.text, pg_catalog.int4, pg_catalog.int4, pg_catalog.bool, pg_catalog.regconfig);
 DROP PROCEDURE public.docs_search_backfill(pg_catalog.interval, pg_catalog.text);
@@ -48,7 +48,7 @@ DROP FUNCTION public.docs_search_vector(pg_catalog.text, pg_catalog.text, pg_cat
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
@@ -74,7 +74,7 @@ DROP FUNCTION public.docs_search_vector(pg_catalog.text, pg_catalog.text, pg_cat
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true

@@ -16,12 +16,12 @@
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- Checks before anything changes; each failure says what to do.
 DO $pgx$
@@ -123,7 +123,7 @@ CREATE TRIGGER docs_search
 -- skips rows that have a vector. CALL it outside a transaction block. A batch that waits longer
 -- than lock_timeout for a row lock is rolled back and tried again. Row security is off for
 -- it, so that it fails instead of missing rows it cannot see.
-CREATE PROCEDURE public.docs_search_backfill(batch_time pg_catalog.interval DEFAULT '50ms', lock_timeout pg_catalog.text DEFAULT '5s')
+CREATE PROCEDURE public.docs_search_backfill(batch_time pg_catalog.interval DEFAULT '50ms', lock_timeout pg_catalog.text DEFAULT '100ms')
     LANGUAGE plpgsql
 AS $pgx$
 DECLARE
@@ -213,7 +213,7 @@ END;
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true
@@ -239,7 +239,7 @@ CALL public.docs_search_backfill();
 -- param deleted_column = "deleted_at"
 -- param headline_column = null
 -- param headline_options = ""
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- param search_schema = "search"
 -- param unaccent_configs = ["english"]
 -- param leakproof = true

@@ -13,9 +13,9 @@
 -- param live_indexes = []
 -- param concurrently = false
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 DROP FUNCTION public.users_purge(interval, integer);
 DROP FUNCTION public.users_restore;

@@ -14,9 +14,9 @@
 -- param live_indexes = ["name","email"]
 -- param concurrently = true
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- no-transaction
 -- pgx VERSION: pattern "soft_delete" (down)
 -- step 2 of 4: "live_index_1"
@@ -34,7 +34,7 @@ SET LOCAL lock_timeout = '5s';
 -- param live_indexes = ["name","email"]
 -- param concurrently = true
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- Runs outside a transaction: each statement commits on its own.
 
 DROP INDEX CONCURRENTLY IF EXISTS public.users_name_live_idx;
@@ -55,7 +55,7 @@ DROP INDEX CONCURRENTLY IF EXISTS public.users_name_live_idx;
 -- param live_indexes = ["name","email"]
 -- param concurrently = true
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- Runs outside a transaction: each statement commits on its own.
 
 DROP INDEX CONCURRENTLY IF EXISTS public.users_email_live_idx;
@@ -75,9 +75,9 @@ DROP INDEX CONCURRENTLY IF EXISTS public.users_email_live_idx;
 -- param live_indexes = ["name","email"]
 -- param concurrently = true
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 DROP FUNCTION public.users_purge(interval, integer);
 DROP FUNCTION public.users_restore;

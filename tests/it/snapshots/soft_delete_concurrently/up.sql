@@ -14,9 +14,9 @@
 -- param live_indexes = ["name","email"]
 -- param concurrently = true
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- Checks before anything changes; each failure says what to do.
 DO $pgx$
@@ -78,7 +78,7 @@ $pgx$;
 -- param live_indexes = ["name","email"]
 -- param concurrently = true
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- Runs outside a transaction: each statement commits on its own.
 
 CREATE INDEX CONCURRENTLY users_name_live_idx ON public.users (name) WHERE deleted_at IS NULL;
@@ -99,7 +99,7 @@ CREATE INDEX CONCURRENTLY users_name_live_idx ON public.users (name) WHERE delet
 -- param live_indexes = ["name","email"]
 -- param concurrently = true
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- Runs outside a transaction: each statement commits on its own.
 
 CREATE INDEX CONCURRENTLY users_email_live_idx ON public.users (email) WHERE deleted_at IS NULL;
@@ -119,9 +119,9 @@ CREATE INDEX CONCURRENTLY users_email_live_idx ON public.users (email) WHERE del
 -- param live_indexes = ["name","email"]
 -- param concurrently = true
 -- param soft_delete_schema = "soft_delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- The table's configuration travels in the trigger's arguments (read by the shared functions):
 -- column, deleted-by column, actor setting, actor type, counting view. The trigger is named so

@@ -13,9 +13,9 @@
 -- param live_indexes = ["sku"]
 -- param concurrently = false
 -- param soft_delete_schema = "Soft Delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 DROP POLICY "order's ""items""_hide_deleted" ON "Sales Dept"."order's ""items""";
 

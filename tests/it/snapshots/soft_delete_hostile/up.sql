@@ -13,9 +13,9 @@
 -- param live_indexes = ["sku"]
 -- param concurrently = false
 -- param soft_delete_schema = "Soft Delete"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- Checks before anything changes; each failure says what to do.
 DO $pgx1$

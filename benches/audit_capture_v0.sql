@@ -1,17 +1,17 @@
--- The trigger function every audited table (and partition) uses: one statement-level AFTER
--- trigger per event, reading the statement's transition tables, so a bulk statement costs one
--- INSERT ... SELECT into the log instead of one INSERT per row.
---
--- SECURITY DEFINER, so writers need no privilege on the log; search_path pinned and every
--- reference qualified, so no schema or temporary object of the caller can stand in for what
--- it uses. The other SET clauses make the recorded JSON independent of the session
--- (timestamptz offsets, interval and float text, bytea), so keys compare equal across sessions;
--- work_mem lets an UPDATE pair its old and new rows in memory up to a few hundred thousand rows
--- (larger statements spill to disk, as any sort does), and JIT compilation, which the row
--- estimates of large transition tables would trigger, costs more than it saves here.
-CREATE OR REPLACE FUNCTION {{ capture_fn }}() RETURNS trigger
-{% include "audit/_definer.sql.tera" %}
-{% include "audit/_json_settings.sql.tera" %}
+-- The capture function `pgx new audit` rendered before issue 11 (schema audit, actor bigint read
+-- from app.user_id, the defaults), copied verbatim from templates/audit/_capture.sql.tera as
+-- rendered at commit a26a695, so that benches/audit_variants.sh measures the same baseline
+-- whatever the templates become. The script cuts it into pieces at the lines its anchors name
+-- (BEGIN, the actor comment, the role comment, the OFFSET 0 comment, the DELETE branch): keep
+-- them when editing.
+CREATE OR REPLACE FUNCTION audit.capture() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET timezone = 'UTC'
+    SET intervalstyle = 'postgres'
+    SET extra_float_digits = 1
+    SET bytea_output = 'hex'
     SET work_mem = '64MB'
     SET jit = off
 AS $pgx$
@@ -25,7 +25,7 @@ DECLARE
     v_key        text[];
     v_non_key    text[];
     v_raw        text;
-    v_actor      {{ actor_type }};
+    v_actor      pg_catalog.int8;
     v_role       text;
     v_app        text;
     v_txid       xid8;
@@ -42,7 +42,7 @@ BEGIN
       FROM (SELECT TG_RELID::regclass, 0::bigint
             UNION ALL
             SELECT * FROM pg_catalog.pg_partition_ancestors(TG_RELID) WITH ORDINALITY) AS a (relid, depth)
-      JOIN {{ audited }} AS r ON r.relid OPERATOR(pg_catalog.=) a.relid
+      JOIN audit.audited_table AS r ON r.relid OPERATOR(pg_catalog.=) a.relid
       JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) r.relid
       JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
       LEFT JOIN pg_catalog.pg_index AS pk ON pk.indrelid OPERATOR(pg_catalog.=) r.relid AND pk.indisprimary
@@ -56,7 +56,7 @@ BEGIN
      LIMIT 1;
     IF NOT FOUND THEN
         RAISE WARNING 'audit: %.% has audit triggers but is not registered in %; nothing was recorded',
-            TG_TABLE_SCHEMA, TG_TABLE_NAME, {{ audited | literal }};
+            TG_TABLE_SCHEMA, TG_TABLE_NAME, 'audit.audited_table';
         RETURN NULL;
     END IF;
     IF v_relid OPERATOR(pg_catalog.<>) TG_RELID THEN
@@ -64,18 +64,14 @@ BEGIN
     END IF;
 
     -- Never fails the user's write: unset, reset, empty or malformed means no actor.
-    v_raw := NULLIF(pg_catalog.btrim(pg_catalog.current_setting({{ params.actor_setting | literal }}, true)), '');
-{%- if params.actor_type == "text" %}
-    v_actor := v_raw;
-{%- else %}
+    v_raw := NULLIF(pg_catalog.btrim(pg_catalog.current_setting('app.user_id', true)), '');
     IF v_raw IS NOT NULL THEN
         BEGIN
-            v_actor := v_raw::{{ actor_type }};
+            v_actor := v_raw::pg_catalog.int8;
         EXCEPTION WHEN data_exception THEN
             v_actor := NULL;
         END;
     END IF;
-{%- endif %}
     -- The role the session acts as (SET ROLE included); current_user is this function's owner.
     v_role := pg_catalog.current_setting('role');
     IF v_role OPERATOR(pg_catalog.=) 'none' THEN
@@ -88,7 +84,7 @@ BEGIN
     -- OFFSET 0 keeps each row's JSON computed once: without it the planner pulls the subquery
     -- up and evaluates to_jsonb() once per reference.
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        INSERT INTO {{ log }} (txid, logged_at, schema_name, table_name, partition_name, operation,
+        INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, new_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'INSERT',
                x.j OPERATOR(pg_catalog.-) v_non_key,
@@ -98,7 +94,7 @@ BEGIN
         -- PostgreSQL appends each updated row's old and new versions to the two transition
         -- tables together (cross-partition moves included), so the n-th rows of both are the
         -- same row: pairing by position stays right when the key itself changes.
-        INSERT INTO {{ log }} (txid, logged_at, schema_name, table_name, partition_name, operation,
+        INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, old_key, new_row, old_row, changed_columns, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'UPDATE',
                q.nj OPERATOR(pg_catalog.-) v_non_key,
@@ -116,18 +112,17 @@ BEGIN
                  WHERE NOT v_skip OR j.nj OPERATOR(pg_catalog.<>) j.oj
                 OFFSET 0) AS q;
     ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-        INSERT INTO {{ log }} (txid, logged_at, schema_name, table_name, partition_name, operation,
+        INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                row_key, old_row, actor, db_role, application_name)
         SELECT v_txid, v_at, v_schema, v_table, v_partition, 'DELETE',
                x.j OPERATOR(pg_catalog.-) v_non_key,
                x.j, v_actor, v_role, v_app
           FROM (SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) v_excluded AS j FROM old_rows AS t OFFSET 0) AS x;
     ELSE
-        INSERT INTO {{ log }} (txid, logged_at, schema_name, table_name, partition_name, operation,
+        INSERT INTO audit.log (txid, logged_at, schema_name, table_name, partition_name, operation,
                                actor, db_role, application_name)
         VALUES (v_txid, v_at, v_schema, v_table, v_partition, 'TRUNCATE', v_actor, v_role, v_app);
     END IF;
     RETURN NULL;
 END
 $pgx$;
-{#- The trigger function that writes the log, shared by every audited table and partition. -#}
