@@ -29,8 +29,8 @@ tenant_row_security_not_forced~templates/tenant/_policies.sql.tera~s/, FORCE ROW
 tenant_down_forgets_forced~templates/tenant/_restore.sql.tera~s/CASE WHEN coalesce\(\(reg.restore ->> 'force_row_security'\)::boolean, false\) THEN/CASE WHEN false THEN/~tenant_rls_restore::
 tenant_down_forgets_enabled~templates/tenant/_restore.sql.tera~s/CASE WHEN coalesce\(\(reg.restore ->> 'row_security'\)::boolean, false\) THEN/CASE WHEN false THEN/~tenant_rls_restore::
 tenant_interrupted_index_kept~templates/tenant/_steps.sql.tera~s/AND NOT i.indisvalid/AND false/~tenant_concurrently::an_interrupted
-tenant_partition_helper_to_public~templates/pgx_install/_tenant_partitions.sql.tera~s/^REVOKE ALL ON FUNCTION \{\{ new_partitions_fn \}\}\(\) FROM PUBLIC;/GRANT EXECUTE ON FUNCTION {{ new_partitions_fn }}() TO PUBLIC;/m~tenant_partitions:: tenant_security::the_owner_of_the_tables
-search_trigger_to_public~templates/search/up.sql.tera~s/^REVOKE ALL ON FUNCTION \{\{ trigger_fn \}\}\(\) FROM PUBLIC;/GRANT EXECUTE ON FUNCTION {{ trigger_fn }}() TO PUBLIC;/m~search_security::
+tenant_partition_helper_to_public~templates/pgx_install/_tenant_partitions.sql.tera~s/^REVOKE ALL ON FUNCTION \{\{ new_partitions_fn \}\}\(\) FROM PUBLIC;/GRANT EXECUTE ON FUNCTION {{ new_partitions_fn }}() TO PUBLIC;/m~tenant_partitions:: plpgsql_lint::
+search_trigger_to_public~templates/search/up.sql.tera~s/^REVOKE ALL ON FUNCTION \{\{ trigger_fn \}\}\(\) FROM PUBLIC;/GRANT EXECUTE ON FUNCTION {{ trigger_fn }}() TO PUBLIC;/m~search_security:: plpgsql_lint::
 owned_schema_any_owner~templates/_shared/owned_schema.sql.tera~s/IF owner_oid <> pg_catalog.to_regrole\(CURRENT_USER\)/IF false AND owner_oid <> pg_catalog.to_regrole(CURRENT_USER)/~tenant_security::pgx_refuses_a_schema partition::the_infrastructure_is_not_installed
 owned_schema_ignores_create_grants~templates/_shared/owned_schema.sql.tera~s/a.privilege_type = 'CREATE'/a.privilege_type = 'NONE'/~tenant_security::pgx_refuses_a_schema partition::the_infrastructure_is_not_installed
 soft_delete_bypassrls_role_accepted~templates/soft_delete/up.sql.tera~s/AND \(r.rolsuper OR r.rolbypassrls\)\)/AND false)/~soft_delete::hide_policy
