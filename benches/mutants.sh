@@ -8,6 +8,7 @@
 #                                      # an admin connection; else the tests' own dev cluster)
 #   benches/mutants.sh NAME...         # only these mutants
 #   benches/mutants.sh --list          # the mutants, their files and the tests they run
+#   PGX_MUTANTS_BASELINE=0 benches/mutants.sh   # skip the run of the unmutated tree
 #
 # Each mutant is `name~file~perl substitution~test filters`: the substitution (perl -0pe, so it
 # may span lines) must change the file, or the mutant is reported as stale (the code moved on:
@@ -22,26 +23,26 @@ timestamps_created_at_mutable~templates/timestamps/up.sql.tera~s/:= OLD\./:= NEW
 timestamps_insert_not_covered~templates/timestamps/up.sql.tera~s/BEFORE INSERT OR UPDATE ON/BEFORE UPDATE ON/~timestamps::
 timestamps_owner_not_granted~templates/timestamps/up.sql.tera~s/IF owner OPERATOR\(pg_catalog.<>\) CURRENT_USER THEN/IF false THEN/~timestamps::partitions
 timestamps_import_for_everyone~templates/timestamps/up.sql.tera~s/IF pg_catalog.pg_has_role\(/IF true OR pg_catalog.pg_has_role(/~timestamps::import
-audit_definer_search_path_unpinned~templates/audit/_definer.sql.tera~s/^\s*SET search_path = pg_catalog, pg_temp\n//m~audit::
-audit_log_readable_by_public~templates/audit/_privileges.sql.tera~s/^REVOKE ALL ON TABLE \{\{ log \}\}, \{\{ audited \}\} FROM PUBLIC;/GRANT SELECT ON TABLE {{ log }} TO PUBLIC;/m~audit::
-tenant_row_security_not_forced~templates/tenant/_policies.sql.tera~s/, FORCE ROW LEVEL SECURITY;/;/~tenant_rls:: tenant_rls_restore::
+audit_definer_search_path_unpinned~templates/audit_install/_definer.sql.tera~s/^\s*SET search_path = pg_catalog, pg_temp\n//m~audit::a_search_path_hijack audit_security::a_search_path_with
+audit_log_readable_by_public~templates/audit_install/_privileges.sql.tera~s/^REVOKE ALL ON TABLE \{\{ log \}\}, \{\{ audited \}\} FROM PUBLIC;/GRANT SELECT ON TABLE {{ log }} TO PUBLIC;/m~audit::the_log_is_append_only
+tenant_row_security_not_forced~templates/tenant/_policies.sql.tera~s/, FORCE ROW LEVEL SECURITY;/;/~tenant_rls::the_owning_role tenant_rls_restore::
 tenant_down_forgets_forced~templates/tenant/_restore.sql.tera~s/CASE WHEN coalesce\(\(reg.restore ->> 'force_row_security'\)::boolean, false\) THEN/CASE WHEN false THEN/~tenant_rls_restore::
 tenant_down_forgets_enabled~templates/tenant/_restore.sql.tera~s/CASE WHEN coalesce\(\(reg.restore ->> 'row_security'\)::boolean, false\) THEN/CASE WHEN false THEN/~tenant_rls_restore::
-tenant_interrupted_index_kept~templates/tenant/_steps.sql.tera~s/AND NOT i.indisvalid/AND false/~tenant_concurrently::
-tenant_partition_helper_to_public~templates/pgx_install/_tenant_partitions.sql.tera~s/^REVOKE ALL ON FUNCTION \{\{ new_partitions_fn \}\}\(\) FROM PUBLIC;/GRANT EXECUTE ON FUNCTION {{ new_partitions_fn }}() TO PUBLIC;/m~tenant_partitions:: tenant_security::
-search_trigger_to_public~templates/search/up.sql.tera~s/^REVOKE ALL ON FUNCTION \{\{ trigger_fn \}\}\(\) FROM PUBLIC;/GRANT EXECUTE ON FUNCTION {{ trigger_fn }}() TO PUBLIC;/m~search_security:: search::
-owned_schema_any_owner~templates/_shared/owned_schema.sql.tera~s/IF owner_oid <> pg_catalog.to_regrole\(CURRENT_USER\)/IF false AND owner_oid <> pg_catalog.to_regrole(CURRENT_USER)/~audit:: partition:: tenant_security::
-owned_schema_ignores_create_grants~templates/_shared/owned_schema.sql.tera~s/a.privilege_type = 'CREATE'/a.privilege_type = 'NONE'/~audit:: partition:: tenant_security::
-soft_delete_bypassrls_role_accepted~templates/soft_delete/up.sql.tera~s/AND \(r.rolsuper OR r.rolbypassrls\)\)/AND false)/~soft_delete::
-partition_default_not_forced~templates/partition/_maintain.sql.tera~s/EXECUTE format\('ALTER TABLE %s FORCE ROW LEVEL SECURITY', dflt\);/NULL;/~partition::
-new_overwrites_files~src/migrate/files.rs~s/persist_noclobber\(path\)/persist(path)/~cli:: first_hour::
+tenant_interrupted_index_kept~templates/tenant/_steps.sql.tera~s/AND NOT i.indisvalid/AND false/~tenant_concurrently::an_interrupted
+tenant_partition_helper_to_public~templates/pgx_install/_tenant_partitions.sql.tera~s/^REVOKE ALL ON FUNCTION \{\{ new_partitions_fn \}\}\(\) FROM PUBLIC;/GRANT EXECUTE ON FUNCTION {{ new_partitions_fn }}() TO PUBLIC;/m~tenant_partitions:: plpgsql_lint::
+search_trigger_to_public~templates/search/up.sql.tera~s/^REVOKE ALL ON FUNCTION \{\{ trigger_fn \}\}\(\) FROM PUBLIC;/GRANT EXECUTE ON FUNCTION {{ trigger_fn }}() TO PUBLIC;/m~search_security:: plpgsql_lint::
+owned_schema_any_owner~templates/_shared/owned_schema.sql.tera~s/IF owner_oid <> pg_catalog.to_regrole\(CURRENT_USER\)/IF false AND owner_oid <> pg_catalog.to_regrole(CURRENT_USER)/~tenant_security::pgx_refuses_a_schema partition::the_infrastructure_is_not_installed
+owned_schema_ignores_create_grants~templates/_shared/owned_schema.sql.tera~s/a.privilege_type = 'CREATE'/a.privilege_type = 'NONE'/~tenant_security::pgx_refuses_a_schema partition::the_infrastructure_is_not_installed
+soft_delete_bypassrls_role_accepted~templates/soft_delete/up.sql.tera~s/AND \(r.rolsuper OR r.rolbypassrls\)\)/AND false)/~soft_delete::hide_policy
+partition_default_not_forced~templates/partition/_maintain.sql.tera~s/EXECUTE format\('ALTER TABLE %s FORCE ROW LEVEL SECURITY', dflt\);/NULL;/~partition::a_partition_created_later partition::rows_for_a_month
+new_overwrites_files~src/migrate/files.rs~s/persist_noclobber\(path\)/persist(path)/~cli::versions_strictly cli::concurrent_new cli::init_scaffolds
 new_without_directory_lock~src/migrate/files.rs~s/let _turn = lock_dir\(dir\)\?;//~cli::concurrent_new
 new_version_off_by_one~src/migrate/files.rs~s/Some\(max\) if max >= candidate =>/Some(max) if max > candidate =>/~cli::versions_strictly
-ident_accepts_control_characters~src/sql/quote.rs~s/name.chars\(\).any\(char::is_control\)/false/~hostile
-dollar_quote_fixed_tag~src/pattern/filters.rs~s/\.find\(\|tag\| format!/.find(|tag| true || format!/~hostile
-runner_without_migration_lock~src/migrate/runner/session.rs~s/SELECT pg_catalog.pg_try_advisory_lock\(\$1\)/SELECT true OR pg_catalog.pg_try_advisory_lock(\$1)/~migrate::parallel runner::waiting
+ident_accepts_control_characters~src/sql/quote.rs~s/name.chars\(\).any\(char::is_control\)/false/~hostile::names_over
+dollar_quote_fixed_tag~src/pattern/filters.rs~s/\.find\(\|tag\| format!/.find(|tag| true || format!/~hostile::dollar_quote_tags
+runner_without_migration_lock~src/migrate/runner/session.rs~s/SELECT pg_catalog.pg_try_advisory_lock\(\$1\)/SELECT true OR pg_catalog.pg_try_advisory_lock(\$1)/~migrate::parallel
 history_owned_by_anyone~src/migrate/history.rs~s/c.relowner OPERATOR\(pg_catalog.=\) ANY \(ARRAY\(SELECT oid FROM trusted\)\)/true/~history_trust::
-snapshot_without_force_flag~src/db/snapshot.rs~s/^\s*CASE WHEN c.relforcerowsecurity THEN 'force-row-security' END,\n//m~check:: catalog_snapshot:: tenant_rls_restore::
+snapshot_without_force_flag~src/db/snapshot.rs~s/^\s*CASE WHEN c.relforcerowsecurity THEN 'force-row-security' END,\n//m~catalog_snapshot:: tenant_rls_restore:: tenant_security::a_down_restores
 EOF
 )
 
@@ -79,7 +80,7 @@ echo "mutating $(git -C "$root" rev-parse --short HEAD) in $tree; load average: 
 sync_tree
 name=baseline
 all_filters=$(printf '%s\n' "$MUTANTS" | cut -d'~' -f4 | tr ' ' '\n' | sort -u | tr '\n' ' ')
-if [[ $wanted == "  " ]]; then
+if [[ $wanted == "  " && ${PGX_MUTANTS_BASELINE:-1} != 0 ]]; then
   # The unmutated tree must pass the tests the mutants use, or a failure proves nothing.
   # shellcheck disable=SC2086
   if ! run_tests $all_filters; then
@@ -95,7 +96,7 @@ while IFS='~' read -r name file subst filters; do
   [[ -z $name ]] && continue
   [[ $wanted != "  " && $wanted != *" $name "* ]] && continue
   sync_tree
-  if ! perl -0pi -e "$subst" "$tree/$file" || cmp -s "$tree/$file" "$pristine/$file"; then
+  if [[ ! -f $tree/$file ]] || ! perl -0pi -e "$subst" "$tree/$file" || cmp -s "$tree/$file" "$pristine/$file"; then
     echo "STALE     $name ($file: the substitution changes nothing)"
     stale=$((stale + 1))
     continue
@@ -107,7 +108,12 @@ while IFS='~' read -r name file subst filters; do
   fi
   start=$(date +%s)
   # shellcheck disable=SC2086
-  if run_tests $filters; then
+  run_tests $filters
+  status=$?
+  if grep -q '^running 0 tests' "$log/$name"; then
+    echo "NO TESTS  $name (no test matches $filters: update the filters)"
+    stale=$((stale + 1))
+  elif [[ $status == 0 ]]; then
     echo "SURVIVED  $name ($filters; $(($(date +%s) - start)) s)"
     survived=$((survived + 1))
     survivors+=("$name")

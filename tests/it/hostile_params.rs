@@ -11,6 +11,12 @@ use pgx::pattern::params::ParamType;
 
 use crate::support::{Project, TestDb};
 
+/// Patterns that render nothing in a new project, with the reason.
+const NOT_RENDERED_ALONE: &[(&str, &str)] = &[(
+    "audit_upgrade",
+    "upgrades an audit infrastructure the project's migrations must hold first; its parameters are audit_install's (shared), covered there",
+)];
+
 /// The table a payload creates if it breaks out of its quoting.
 const CANARY: &str = "pgx_canary";
 
@@ -136,7 +142,9 @@ fn attack_pattern(name: &str) -> Outcome {
                     run.code == Some(1)
                         && lines.len() == 1
                         && lines[0].starts_with("error: ")
-                        && (lines[0].contains(&param.name) || lines[0].contains(&value)),
+                        && (lines[0].contains(&param.name)
+                            || lines[0].contains(&param.name.replace('_', " "))
+                            || lines[0].contains(&value)),
                     "{case}: a refusal is one error line naming the parameter or its value:\n{}",
                     run.stderr
                 );
@@ -164,8 +172,20 @@ fn attack_pattern(name: &str) -> Outcome {
 #[test]
 fn every_parameter_of_every_pattern_refuses_or_contains_hostile_values() {
     let catalog = Catalog::builtin().unwrap();
-    let names: Vec<String> = catalog.patterns().map(|p| p.name.clone()).collect();
-    let params: usize = catalog.patterns().map(|p| p.parameters.len()).sum();
+    let alone = |p: &&pgx::pattern::Pattern| !NOT_RENDERED_ALONE.iter().any(|(n, _)| *n == p.name);
+    let names: Vec<String> = catalog
+        .patterns()
+        .filter(alone)
+        .map(|p| p.name.clone())
+        .collect();
+    let params: usize = catalog
+        .patterns()
+        .filter(alone)
+        .map(|p| p.parameters.len())
+        .sum();
+    for (name, why) in NOT_RENDERED_ALONE {
+        eprintln!("not rendered alone: {name}: {why}");
+    }
     assert!(names.len() >= 10 && params >= 50, "{names:?}: {params}");
     // One thread per pattern, each with its own database.
     let outcomes: Vec<(String, Outcome)> = std::thread::scope(|s| {

@@ -1,18 +1,101 @@
 //! Every PL/pgSQL function pgx creates passes `plpgsql_check`: each built-in pattern's example
 //! (from its YAML, so a new pattern is covered without touching this file) is applied, then
 //! `plpgsql_check_function` runs over every PL/pgSQL function in the database, trigger
-//! functions once for each table they are attached to.
+//! functions once for each table they are attached to. The same databases show that no SECURITY
+//! DEFINER, trigger or event trigger function pgx creates is executable by PUBLIC.
 
 use crate::support::{Project, TestDb};
 use pgx::pattern::Catalog;
 
 /// Patterns whose example cannot be applied on its own, with the reason.
-const NOT_APPLIED_ALONE: &[(&str, &str)] = &[(
-    "audit_uninstall",
-    "removes the audit infrastructure, so it creates no function; applied on top of audit in audit::uninstall_*",
-)];
+const NOT_APPLIED_ALONE: &[(&str, &str)] = &[
+    (
+        "audit_upgrade",
+        "upgrades an audit infrastructure of an older version, which the project must hold first (tests/it/audit_upgrade.rs)",
+    ),
+    (
+        "audit_uninstall",
+        "removes the audit infrastructure, so it creates no function; applied on top of audit in audit::uninstall_*",
+    ),
+];
 
 type Rows = Vec<Vec<Option<String>>>;
+
+/// Findings accepted, each with the reason: (function name prefix, part of "level: message", why).
+const EXCEPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "pgx_partition.plan(",
+        "cannot determinate a result of dynamic SQL",
+        "the rows of the default partition are grouped by an expression built per table",
+    ),
+    (
+        "pgx_partition.plan(",
+        "record \"r\" has no field \"period\"",
+        "follows from the dynamic SQL above: r's fields are known only at run time",
+    ),
+    (
+        "soft_delete.on_update(",
+        "executable by PUBLIC",
+        "shared trigger function running with the caller's rights (not SECURITY DEFINER), attached to tables other roles own",
+    ),
+    (
+        "soft_delete.guard(",
+        "executable by PUBLIC",
+        "shared trigger function running with the caller's rights (not SECURITY DEFINER), attached to tables other roles own",
+    ),
+    // Open findings of the partition templates, reported to their owner: implicit casts in
+    // assignments and variables declared but never used. Listed one by one so that a new one fails.
+    (
+        "pgx_partition.\"position\"(",
+        "target type is different type than source type",
+        "open",
+    ),
+    (
+        "pgx_partition.recreate_indexes(",
+        "target type is different type than source type",
+        "open",
+    ),
+    (
+        "pgx_partition.add_partitions(",
+        "target type is different type than source type",
+        "open",
+    ),
+    (
+        "pgx_partition.index_records(",
+        "target type is different type than source type",
+        "open",
+    ),
+    (
+        "pgx_partition.keys_to_change(",
+        "target type is different type than source type",
+        "open",
+    ),
+    (
+        "pgx_partition.rebuild(",
+        "target type is different type than source type",
+        "open",
+    ),
+    (
+        "pgx_partition.rebuild(",
+        "unused variable \"keycols\"",
+        "open",
+    ),
+    (
+        "pgx_partition.rebuild(",
+        "unused variable \"prefix\"",
+        "open",
+    ),
+    (
+        "pgx_partition.live_swap(",
+        "unused variable \"period\"",
+        "open",
+    ),
+    (
+        "pgx_partition.live_prepare(",
+        "never read variable \"keys\"",
+        "open",
+    ),
+];
 
 /// (function, relation, level, message) of every finding, or None when the extension is absent.
 fn lint(db: &TestDb) -> Option<Rows> {
@@ -32,20 +115,36 @@ fn lint(db: &TestDb) -> Option<Rows> {
              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
                                AND d.objid = p.oid AND d.deptype = 'e')
          ), targets AS (
-           SELECT DISTINCT f.oid, COALESCE(t.tgrelid, 0) AS relid, f.is_trigger
+           -- A trigger function is checked for each table, with the transition tables its
+           -- triggers there name (one function may serve INSERT, UPDATE and DELETE triggers,
+           -- each naming only its own, while its code handles all three).
+           SELECT f.oid, COALESCE(t.tgrelid, 0) AS relid, f.is_trigger,
+                  max(t.tgoldtable) AS oldtable, max(t.tgnewtable) AS newtable
            FROM fns f LEFT JOIN pg_trigger t ON f.is_trigger AND t.tgfoid = f.oid
+           GROUP BY 1, 2, 3
          )
          SELECT x.oid::regprocedure::text, x.relid::regclass::text, r.level, r.message
          FROM targets x
-         CROSS JOIN LATERAL plpgsql_check_function_tb(x.oid, x.relid, extra_warnings => true) r
+         CROSS JOIN LATERAL plpgsql_check_function_tb(x.oid, x.relid, extra_warnings => true,
+                                                      oldtable => x.oldtable, newtable => x.newtable) r
          WHERE NOT (x.is_trigger AND x.relid = 0)
          UNION ALL
          -- Counted, so that the caller can assert the check saw every function.
          SELECT x.oid::regprocedure::text, x.relid::regclass::text, 'checked', NULL
          FROM targets x WHERE NOT (x.is_trigger AND x.relid = 0)
          UNION ALL
-         SELECT x.oid::regprocedure::text, NULL, 'unattached trigger function', NULL
-         FROM targets x WHERE x.is_trigger AND x.relid = 0",
+         SELECT x.oid::regprocedure::text, NULL, 'unattached', NULL
+         FROM targets x WHERE x.is_trigger AND x.relid = 0
+         UNION ALL
+         -- Functions that run with elevated rights or that triggers call are PUBLIC's to run
+         -- (or to attach to a table of one's own) only when the ACL says so: NULL means PUBLIC.
+         SELECT p.oid::regprocedure::text, NULL, 'executable by PUBLIC', NULL
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                             AND d.objid = p.oid AND d.deptype = 'e')
+           AND (p.prosecdef OR p.prorettype IN ('trigger'::regtype, 'event_trigger'::regtype))
+           AND (p.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(p.proacl) a WHERE a.grantee = 0))",
     ))
 }
 
@@ -106,7 +205,10 @@ fn every_plpgsql_function_of_every_pattern_passes_plpgsql_check() {
             .collect()
     });
     let mut checked = 0;
+    let mut checked_functions = std::collections::BTreeSet::new();
+    let mut unattached = std::collections::BTreeSet::new();
     let mut findings = Vec::new();
+    let mut excused = vec![0usize; EXCEPTIONS.len()];
     for (name, rows) in &results {
         let Some(rows) = rows else {
             eprintln!(
@@ -115,12 +217,36 @@ fn every_plpgsql_function_of_every_pattern_passes_plpgsql_check() {
             return;
         };
         for row in rows {
+            let function = row[0].clone().unwrap_or_default();
             let level = row[2].as_deref().unwrap_or_default();
+            let message = row[3].as_deref().unwrap_or_default();
             match level {
-                "checked" => checked += 1,
-                _ => findings.push(format!("{name}: {row:?}")),
+                "checked" => {
+                    checked += 1;
+                    checked_functions.insert(function);
+                }
+                "unattached" => {
+                    unattached.insert(function);
+                }
+                _ => match EXCEPTIONS.iter().position(|(f, m, _)| {
+                    function.starts_with(f) && format!("{level}: {message}").contains(m)
+                }) {
+                    Some(i) => excused[i] += 1,
+                    None => findings.push(format!("{name}: {function}: {level}: {message}")),
+                },
             }
         }
+    }
+    // A trigger function an installation creates is checked where a pattern attaches it.
+    for f in &unattached {
+        assert!(
+            checked_functions.contains(f),
+            "trigger function {f} is attached by no pattern's example, so it was never checked"
+        );
+    }
+    for ((f, m, why), n) in EXCEPTIONS.iter().zip(&excused) {
+        eprintln!("excused {n}x: {f}: {m} ({why})");
+        assert!(*n > 0, "exception no longer needed, remove it: {f}: {m}");
     }
     eprintln!("{checked} function/table pairs checked");
     assert!(checked >= 10, "too few functions checked: {checked}");
