@@ -17,9 +17,9 @@
 -- param concurrently = false
 -- param distribute = "citus"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Citus: one shard at a time, so that changes to the table and to the functions it uses can
 -- share this transaction.
 SET LOCAL citus.multi_shard_modify_mode TO 'sequential';

@@ -18,9 +18,9 @@
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Names resolve in pg_catalog only until the end of this migration, whatever the session's
 -- search_path says (which a less privileged role may have filled with look-alikes).
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
@@ -50,10 +50,10 @@ SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('pgx.sear
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
 -- Back to NOT VALID, as the step before left them.
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Names resolve in pg_catalog only until the end of this migration, whatever the session's
 -- search_path says (which a less privileged role may have filled with look-alikes).
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
@@ -85,7 +85,7 @@ SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('pgx.sear
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- Runs outside a transaction: each statement commits on its own.
 
 DROP INDEX CONCURRENTLY IF EXISTS public.orders_tenant_id_email_key;
@@ -109,7 +109,7 @@ DROP INDEX CONCURRENTLY IF EXISTS public.orders_tenant_id_email_key;
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
 
 -- no-transaction
@@ -133,7 +133,7 @@ DROP INDEX CONCURRENTLY IF EXISTS public.orders_tenant_id_email_key;
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- Runs outside a transaction: each statement commits on its own.
 
 
@@ -157,9 +157,9 @@ DROP INDEX CONCURRENTLY IF EXISTS public.orders_tenant_id_email_key;
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Names resolve in pg_catalog only until the end of this migration, whatever the session's
 -- search_path says (which a less privileged role may have filled with look-alikes).
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),

@@ -18,11 +18,11 @@
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
 -- The column and NOT VALID constraints: quick changes under a short lock. What takes long
 -- (validating, building indexes) follows in steps of its own, which do not block writes.
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Names resolve in pg_catalog only until the end of this migration, whatever the session's
 -- search_path says (which a less privileged role may have filled with look-alikes).
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
@@ -189,10 +189,10 @@ SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('pgx.sear
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
 -- Validating scans the table holding a lock that lets writes through.
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Names resolve in pg_catalog only until the end of this migration, whatever the session's
 -- search_path says (which a less privileged role may have filled with look-alikes).
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
@@ -223,7 +223,7 @@ SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('pgx.sear
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- Runs outside a transaction: each statement commits on its own.
 
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS orders_tenant_id_email_key ON public.orders (tenant_id, email);
@@ -247,11 +247,11 @@ CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS orders_tenant_id_email_key ON pub
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
 -- A build interrupted earlier (cancelled, a duplicate, a deadlock) leaves an invalid index that
 -- CREATE INDEX ... IF NOT EXISTS then skips: drop it, for the next steps to build it again.
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Names resolve in pg_catalog only until the end of this migration, whatever the session's
 -- search_path says (which a less privileged role may have filled with look-alikes).
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
@@ -294,7 +294,7 @@ SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('pgx.sear
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 -- Runs outside a transaction: each statement commits on its own.
 
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS orders_tenant_id_email_key ON public.orders (tenant_id, email);
@@ -318,9 +318,9 @@ CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS orders_tenant_id_email_key ON pub
 -- param concurrently = true
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Names resolve in pg_catalog only until the end of this migration, whatever the session's
 -- search_path says (which a less privileged role may have filled with look-alikes).
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),

@@ -17,9 +17,9 @@
 -- param concurrently = false
 -- param distribute = "none"
 -- param pgx_schema = "pgx"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 -- Names resolve in pg_catalog only until the end of this migration, whatever the session's
 -- search_path says (which a less privileged role may have filled with look-alikes).
 SELECT pg_catalog.set_config('pgx.search_path', pg_catalog.current_setting('search_path'), true),
