@@ -137,10 +137,42 @@ fn a_value_above_max_value_bytes_is_a_marker_and_never_fails_the_write() {
              FROM audit.log ORDER BY (row_key->>'id')::int, id"
         ),
         vec![
-            vec![s("INSERT"), s("1"), s("big"), s("true"), s("true"), expected_hash.clone(), None],
-            vec![s("UPDATE"), s("1"), s("big!"), s("true"), s("true"), expected_hash.clone(), None],
-            vec![s("INSERT"), s("2"), s("small"), None, None, None, s("\\x0102")],
-            vec![s("UPDATE"), s("2"), s("small!"), None, None, None, s("\\x0102")],
+            vec![
+                s("INSERT"),
+                s("1"),
+                s("big"),
+                s("true"),
+                s("true"),
+                expected_hash.clone(),
+                None
+            ],
+            vec![
+                s("UPDATE"),
+                s("1"),
+                s("big!"),
+                s("true"),
+                s("true"),
+                expected_hash.clone(),
+                None
+            ],
+            vec![
+                s("INSERT"),
+                s("2"),
+                s("small"),
+                None,
+                None,
+                None,
+                s("\\x0102")
+            ],
+            vec![
+                s("UPDATE"),
+                s("2"),
+                s("small!"),
+                None,
+                None,
+                None,
+                s("\\x0102")
+            ],
         ]
     );
     assert!(expected_hash.is_some_and(|h| h.len() == 64));

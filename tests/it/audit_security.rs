@@ -388,7 +388,7 @@ fn every_function_passes_plpgsql_check() {
             "audit.on_ddl()",
             "audit.on_drop()",
             "audit.register_table(regclass,text[],text[],boolean,integer)",
-                        "audit.unregister_table(regclass)",
+            "audit.unregister_table(regclass)",
         ]
     );
     let problems = db.column(
