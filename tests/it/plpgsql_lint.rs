@@ -10,12 +10,12 @@ use pgx::pattern::Catalog;
 /// Patterns whose example cannot be applied on its own, with the reason.
 const NOT_APPLIED_ALONE: &[(&str, &str)] = &[
     (
-        "audit_upgrade",
-        "upgrades an audit infrastructure of an older version, which the project must hold first (tests/it/audit_upgrade.rs)",
-    ),
-    (
         "audit_uninstall",
         "removes the audit infrastructure, so it creates no function; applied on top of audit in audit::uninstall_*",
+    ),
+    (
+        "audit_upgrade",
+        "upgrades an older audit infrastructure (a fixture); its functions are audit_install's, checked in audit_security::every_function_passes_plpgsql_check",
     ),
 ];
 

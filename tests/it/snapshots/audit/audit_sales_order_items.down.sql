@@ -8,12 +8,12 @@
 -- param skip_unchanged = true
 -- param reader = "auditor"
 -- param max_value_bytes = 1048576
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
 -- Stops auditing "Sales"."Order Items" and its partitions. The audit infrastructure, the reader's grants and
 -- the recorded history stay: removing them is a separate migration (pgx new audit_uninstall).
 -- pgx check: keeps schema audit
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 DROP TRIGGER audit_truncate ON "Sales"."Order Items";
 DROP TRIGGER audit_delete ON "Sales"."Order Items";

@@ -8,11 +8,11 @@
 -- param skip_unchanged = true
 -- param reader = "auditor"
 -- param max_value_bytes = 1048576
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
 -- Bounds every lock wait below (on the audited table above all), so a busy table makes the
 -- migration fail and be retried instead of queueing every write behind it.
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- The infrastructure this migration uses: in a schema no other role can write to, installed
 -- with the same settings, and recent enough.

@@ -3,9 +3,9 @@
 -- param audit_schema = "audit"
 -- param actor_setting = "app.user_id"
 -- param actor_type = "uuid"
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 -- Removes the audit infrastructure in schema audit, and with it ALL recorded audit
 -- history. Refuses while any table is still audited: revert those tables' audit migrations
