@@ -419,13 +419,13 @@ pub enum Dev {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    // The scratch database is made on this URL's server; the database it names is untouched.
-    #[command(flatten)]
-    pub db: DbArgs,
     /// Fail on warnings too (a `-- no-transaction` file of several statements, which sqlx-cli
     /// cannot apply).
     #[arg(long)]
     pub strict: bool,
+    // The scratch database is made on this URL's server; the database it names is untouched.
+    #[command(flatten)]
+    pub db: DbArgs,
     #[command(flatten)]
     pub json: JsonArgs,
     #[command(flatten)]

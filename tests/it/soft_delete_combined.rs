@@ -135,8 +135,8 @@ fn tenant_audit_timestamps_and_soft_delete_on_one_table() {
              FROM audit.log WHERE operation IN ('UPDATE', 'DELETE') AND (row_key ->> 'id')::int IN (1, 2) ORDER BY id"
         ),
         [
-            "UPDATE:1:created_at,updated_at:-",
-            "UPDATE:2:created_at,updated_at:-",
+            "UPDATE:1:updated_at:-",
+            "UPDATE:2:updated_at:-",
             "UPDATE:1:deleted_at,deleted_by,updated_at:7",
             "UPDATE:2:deleted_at,deleted_by,updated_at:7",
             "UPDATE:2:updated_at:-",

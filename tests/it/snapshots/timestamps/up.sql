@@ -4,9 +4,9 @@
 -- param updated_column = "updated_at"
 -- param adopt = []
 -- param import_role = null
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 ALTER TABLE public.orders
     ADD COLUMN created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),

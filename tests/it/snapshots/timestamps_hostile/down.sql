@@ -4,9 +4,9 @@
 -- param updated_column = "\"quoted\""
 -- param adopt = []
 -- param import_role = null
--- param lock_timeout = "5s"
+-- param lock_timeout = "100ms"
 
-SET LOCAL lock_timeout = '5s';
+SET LOCAL lock_timeout = '100ms';
 
 DROP TRIGGER "orders; drop table x_""quoted""" ON "Sales Dept"."orders; drop table x";
 
