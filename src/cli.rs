@@ -5,6 +5,9 @@
 //! structs) and so documented once; shared options come after a command's own ones, in the
 //! order of [`SHARED_OPTION_ORDER`]; durations carry units (`200ms`, `5s`, `2min`); `-V` exists
 //! on `pgx` only.
+//!
+//! (Over 500 lines: one declarative definition of every command's arguments, kept in one file so
+//! that the shared `*Args` structs and their order are seen together.)
 
 use std::path::PathBuf;
 use std::time::Duration;
