@@ -660,7 +660,7 @@ fn the_infrastructure_is_not_installed_into_a_schema_another_role_controls() {
         .args(["migrate", "up"])
         .fails()
         .stderr_has(&format!(
-            "schema pgx_partition is owned by {}",
+            "schema pgx_partition belongs to role {}",
             attacker.name
         ));
     db.exec(&format!("ALTER SCHEMA pgx_partition OWNER TO CURRENT_USER; GRANT CREATE ON SCHEMA pgx_partition TO {}", attacker.name));
@@ -669,7 +669,7 @@ fn the_infrastructure_is_not_installed_into_a_schema_another_role_controls() {
         .args(["migrate", "up"])
         .fails()
         .stderr_has(&format!(
-            "schema pgx_partition can be written by {} besides its owner",
+            "schema pgx_partition is writable by {} besides its owner",
             attacker.name
         ));
 }
